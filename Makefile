@@ -1,0 +1,98 @@
+# Rempart: every entry point of the project. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+PYTHON ?= python3
+REQS_HASH := $(shell sha256sum requirements.txt | cut -c1-12)
+VENV_STAMP := $(VENV)/.installed-$(REQS_HASH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+export PY_COLORS := 1
+export ANSIBLE_FORCE_COLOR := 1
+
+# Roles that have a molecule scenario, in name order.
+MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
+LAB_INVENTORY := inventories/lab
+
+.PHONY: help venv engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
+        molecule molecule-all test lab lab-down clean requirements
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(VENV_STAMP) ## Create the virtualenv with the pinned tools (requirements.txt)
+$(VENV_STAMP): requirements.txt
+	@echo "venv: installing pinned tools into $(VENV)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+engine: ## Make sure a Docker engine answers (installs Debian's docker.io if root on Debian)
+	@$(PYTHON) -m rempart engine
+
+image: engine ## Build the lab base image rempart/debian:12 when its recipe changed; start the apt cache
+	@$(PYTHON) -m rempart image
+	@$(PYTHON) -m rempart aptcache
+
+yamllint: venv
+	@yamllint --strict .
+
+ansible-lint: venv
+	@ansible-lint --profile production
+
+lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
+
+pytest: venv ## Unit tests of the project's Python tooling (tests/)
+	@python -m pytest -q tests
+
+docs: venv ## Regenerate the generated pages and build the site into site/
+	@python -m rempart docs
+	@mkdocs build --strict --quiet
+
+docs-build: venv
+	@mkdocs build --strict --quiet
+
+docs-check: venv ## Fail when a generated docs page is stale or a role's variables are undocumented
+	@python -m rempart docs --check
+
+docs-serve: docs ## Serve the docs on http://127.0.0.1:8000/
+	@mkdocs serve --dev-addr 127.0.0.1:8000
+
+molecule: venv image ## Run one role's molecule scenario: make molecule ROLE=common
+	@test -n "$(ROLE)" || { echo "usage: make molecule ROLE=<role>  (roles: $(MOLECULE_ROLES))"; exit 2; }
+	@test -f roles/$(ROLE)/molecule/default/molecule.yml || { echo "role '$(ROLE)' has no molecule scenario (roles: $(MOLECULE_ROLES))"; exit 2; }
+	@cd roles/$(ROLE) && molecule test
+
+molecule-all: venv image
+	@for role in $(MOLECULE_ROLES); do \
+	  echo "=== molecule: $$role"; \
+	  $(MAKE) molecule ROLE=$$role || exit 1; \
+	done
+
+test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule
+	@$(MAKE) yamllint
+	@$(MAKE) ansible-lint
+	@$(MAKE) pytest
+	@$(MAKE) docs-build
+	@$(MAKE) docs-check
+	@$(MAKE) molecule-all
+
+lab: venv image ## Bring the reference stack up on the local container engine
+	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/up.yml
+	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+
+lab-down: venv ## Remove exactly what the lab created (containers, networks, .lab/)
+	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/down.yml
+
+clean: ## Remove the virtualenv, the built site and caches (not the lab: see lab-down)
+	@rm -rf $(VENV) site .pytest_cache
+	@find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+requirements: ## Re-pin requirements.txt from requirements.in in a throwaway venv
+	@tmp=$$(mktemp -d) && $(PYTHON) -m venv $$tmp && \
+	  $$tmp/bin/pip install --quiet --disable-pip-version-check -r requirements.in && \
+	  { echo "# Generated from requirements.in by \`make requirements\` (pip freeze of a fresh venv). Do not edit."; \
+	    $$tmp/bin/pip freeze --exclude-editable; } > requirements.txt && rm -rf $$tmp

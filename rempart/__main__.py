@@ -1,0 +1,31 @@
+"""Command line of the project's tooling: ``python -m rempart <command> [args]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one line of help). Modules load lazily: engine and image must run
+# with the standard library alone, before the virtualenv exists.
+COMMANDS = {
+    "engine": ("rempart.engine", "make sure a Docker engine answers (installs Debian's docker.io as root)"),
+    "aptcache": ("rempart.aptcache", "start the apt-cacher-ng shared by lab containers (root on Debian)"),
+    "image": ("rempart.image", "build the lab base image rempart/debian:12 when its recipe changed"),
+    "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
+    "lab": ("rempart.lab", "create (up) or remove (down) the lab containers from the lab inventory"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rempart", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
