@@ -28,14 +28,15 @@ SUITE = "bookworm"
 RECIPE_LABEL = "org.rempart.recipe"
 
 
-def recipe_files() -> list[Path]:
-    return sorted(p for p in RECIPE_DIR.iterdir() if p.is_file())
+def recipe_files(recipe_dir: Path = RECIPE_DIR) -> list[Path]:
+    return sorted(p for p in recipe_dir.iterdir() if p.is_file())
 
 
-def recipe_hash() -> str:
+def recipe_hash(recipe_dir: Path = RECIPE_DIR) -> str:
+    """Hash of everything the image is built from: a change to any recipe file rebuilds it."""
     digest = hashlib.sha256()
     digest.update(SUITE.encode())
-    for path in recipe_files():
+    for path in recipe_files(recipe_dir):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 

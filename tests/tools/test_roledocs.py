@@ -1,0 +1,118 @@
+"""The role reference generator: its checks catch each kind of drift, and the repository passes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rempart import roledocs
+
+GOOD_SPECS = {
+    "argument_specs": {
+        "main": {
+            "short_description": "Demo role.",
+            "options": {
+                "demo_port": {"type": "int", "default": 8080, "description": "Port it listens on."},
+                "demo_users": {
+                    "type": "list",
+                    "elements": "dict",
+                    "default": [],
+                    "description": "Users.",
+                    "options": {"name": {"type": "str", "required": True, "description": "Login."}},
+                },
+                "demo_token": {"type": "str", "required": True, "no_log": True, "description": "API token."},
+            },
+        }
+    }
+}
+GOOD_DEFAULTS = {"demo_port": 8080, "demo_users": []}
+
+
+def make_role(root: Path, specs: dict, defaults: dict, name: str = "demo", tags=("SEG",)) -> roledocs.Role:
+    role = root / name
+    (role / "meta").mkdir(parents=True)
+    (role / "defaults").mkdir()
+    (role / "tasks").mkdir()
+    (role / "meta" / "argument_specs.yml").write_text(yaml.safe_dump(specs), encoding="utf-8")
+    (role / "defaults" / "main.yml").write_text(yaml.safe_dump(defaults), encoding="utf-8")
+    task = [{"name": "Do it", "ansible.builtin.debug": {"msg": "hi"}, "tags": list(tags) + ["demo"]}]
+    (role / "tasks" / "main.yml").write_text(yaml.safe_dump(task), encoding="utf-8")
+    return roledocs.load_role(role)
+
+
+def test_a_consistent_role_passes(tmp_path):
+    assert roledocs.check_role(make_role(tmp_path, GOOD_SPECS, GOOD_DEFAULTS)) == []
+
+
+def test_default_missing_from_specs_is_reported(tmp_path):
+    role = make_role(tmp_path, GOOD_SPECS, {**GOOD_DEFAULTS, "demo_extra": 1})
+    assert roledocs.check_role(role) == [
+        "demo: demo_extra is set in roles/demo/defaults/main.yml but not described in "
+        "roles/demo/meta/argument_specs.yml: add it there."
+    ]
+
+
+def test_optional_variable_without_default_is_reported(tmp_path):
+    role = make_role(tmp_path, GOOD_SPECS, {"demo_users": []})
+    errors = roledocs.check_role(role)
+    assert len(errors) == 1 and "demo_port is optional" in errors[0] and "add the default" in errors[0]
+
+
+def test_differing_defaults_are_reported(tmp_path):
+    role = make_role(tmp_path, GOOD_SPECS, {**GOOD_DEFAULTS, "demo_port": "8080"})
+    errors = roledocs.check_role(role)
+    assert errors == [
+        'demo: demo_port defaults to "8080" in roles/demo/defaults/main.yml but to 8080 in '
+        "roles/demo/meta/argument_specs.yml: make them equal."
+    ]
+
+
+def test_missing_description_is_reported_also_for_suboptions(tmp_path):
+    specs = yaml.safe_load(yaml.safe_dump(GOOD_SPECS))
+    del specs["argument_specs"]["main"]["options"]["demo_users"]["options"]["name"]["description"]
+    errors = roledocs.check_role(make_role(tmp_path, specs, GOOD_DEFAULTS))
+    assert len(errors) == 1 and "demo_users.name has no description" in errors[0]
+
+
+def test_unprefixed_variable_is_reported(tmp_path):
+    specs = yaml.safe_load(yaml.safe_dump(GOOD_SPECS))
+    specs["argument_specs"]["main"]["options"]["port"] = {"type": "int", "default": 1, "description": "x"}
+    errors = roledocs.check_role(make_role(tmp_path, specs, {**GOOD_DEFAULTS, "port": 1}))
+    assert errors == ["demo: variable port does not start with 'demo_': rename it."]
+
+
+def test_role_without_specs_is_reported(tmp_path):
+    errors = roledocs.check_role(make_role(tmp_path, {}, GOOD_DEFAULTS))
+    assert errors and "has no argument_specs" in errors[0]
+
+
+def test_page_lists_every_variable_and_the_requirements(tmp_path):
+    page = roledocs.render_role(make_role(tmp_path, GOOD_SPECS, GOOD_DEFAULTS))
+    assert "| `demo_port` | int | `8080` | Port it listens on. |" in page
+    assert "| `demo_users[].name` | str | *required* | Login. |" in page
+    assert "| `demo_token` | str | *required* | API token. |" in page
+    assert "**Requirements** (task tags): `SEG`" in page
+
+
+def test_stale_and_orphan_pages_are_detected(tmp_path):
+    role = make_role(tmp_path / "roles", GOOD_SPECS, GOOD_DEFAULTS)
+    docs = tmp_path / "docs"
+    pages = roledocs.expected_pages([role])
+    roledocs.write_pages(pages, docs)
+    assert roledocs.stale_pages(pages, docs) == []
+    (docs / "demo.md").write_text("edited by hand\n", encoding="utf-8")
+    (docs / "gone.md").write_text("old role\n", encoding="utf-8")
+    stale = roledocs.stale_pages(pages, docs)
+    assert any(entry.endswith("demo.md") for entry in stale)
+    assert any("gone.md" in entry and "no such role" in entry for entry in stale)
+
+
+@pytest.mark.parametrize("role", roledocs.load_roles(), ids=lambda role: role.name)
+def test_repository_roles_are_consistent(role):
+    assert roledocs.check_role(role) == []
+
+
+def test_repository_pages_are_current():
+    assert roledocs.stale_pages(roledocs.expected_pages(roledocs.load_roles())) == []
