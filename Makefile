@@ -12,6 +12,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PY_COLORS := 1
 export ANSIBLE_FORCE_COLOR := 1
+export NO_MKDOCS_2_WARNING := 1
 
 # Roles that have a molecule scenario, in name order.
 MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
@@ -26,6 +27,9 @@ help: ## List the targets
 venv: $(VENV_STAMP) ## Create the virtualenv with the pinned tools (requirements.txt)
 $(VENV_STAMP): requirements.txt
 	@echo "venv: installing pinned tools into $(VENV)"
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { test "$$(id -u)" = 0 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } || \
+	  { echo "venv: $(PYTHON) cannot create virtualenvs: install python3-venv"; exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
@@ -55,8 +59,8 @@ docs: venv ## Regenerate the generated pages and build the site into site/
 docs-build: venv
 	@mkdocs build --strict --quiet
 
-docs-check: venv ## Fail when a generated docs page is stale or a role's variables are undocumented
-	@python -m rempart docs --check
+docs-check: venv ## Fail when a generated page is stale, a role variable undocumented, or the site not offline
+	@python -m rempart docs --check $$(test -d site && echo --site site)
 
 docs-serve: docs ## Serve the docs on http://127.0.0.1:8000/
 	@mkdocs serve --dev-addr 127.0.0.1:8000

@@ -100,7 +100,21 @@ def wait(timeout_s: float = START_TIMEOUT_S) -> None:
     )
 
 
+def ensure_client_tools() -> None:
+    """The controller's SSH client: the lab and the tests reach hosts over SSH."""
+    if shutil.which("ssh"):
+        return
+    if os.geteuid() != 0 or not is_debian():
+        raise EngineError("the SSH client is missing: install it (Debian: `apt-get install openssh-client`).")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "openssh-client"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+
+
 def ensure() -> None:
+    ensure_client_tools()
     if answers():
         return
     if not shutil.which("dockerd"):

@@ -116,3 +116,23 @@ def test_repository_roles_are_consistent(role):
 
 def test_repository_pages_are_current():
     assert roledocs.stale_pages(roledocs.expected_pages(roledocs.load_roles())) == []
+
+
+def test_offline_check_flags_remote_fonts_and_scripts(tmp_path):
+    (tmp_path / "ok.html").write_text('<link rel="stylesheet" href="assets/main.css"><script src="x.js"></script>')
+    (tmp_path / "bad.html").write_text(
+        '<link rel="preconnect" href="https://fonts.gstatic.com" crossorigin>\n'
+        '<script src="//cdn.example.org/lib.js"></script>'
+    )
+    (tmp_path / "bad.css").write_text('@import url("https://fonts.googleapis.com/css?family=Roboto");')
+    found = roledocs.offline_violations(tmp_path)
+    assert len(found) == 3
+    assert all(entry.startswith(("bad.html", "bad.css")) for entry in found)
+
+
+def test_nav_block_lists_every_role(tmp_path):
+    role = make_role(tmp_path, GOOD_SPECS, GOOD_DEFAULTS)
+    text = f"nav:\n  - Roles:\n      {roledocs.NAV_BEGIN}\n      - old: roles/old.md\n      {roledocs.NAV_END}\n"
+    assert roledocs.render_nav([role], text) == (
+        f"nav:\n  - Roles:\n      {roledocs.NAV_BEGIN}\n      - demo: roles/demo.md\n      {roledocs.NAV_END}\n"
+    )
