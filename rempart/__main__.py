@@ -13,7 +13,7 @@ COMMANDS = {
     "aptcache": ("rempart.aptcache", "start the apt-cacher-ng shared by lab containers (root on Debian)"),
     "image": ("rempart.image", "build the lab base image rempart/debian:12 when its recipe changed"),
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
-    "lab": ("rempart.lab", "create (up) or remove (down) the lab containers from the lab inventory"),
+    "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
 }
 
 
