@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-down clean requirements
+        molecule molecule-all test lab lab-test lab-down clean requirements
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,7 +50,7 @@ ansible-lint: venv
 lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
 
 pytest: venv ## Unit tests of the project's Python tooling (tests/)
-	@python -m pytest -q tests
+	@python -m pytest -q tests/tools
 
 docs: venv ## Regenerate the generated pages and build the site into site/
 	@python -m rempart docs
@@ -76,17 +76,21 @@ molecule-all: venv image
 	  $(MAKE) molecule ROLE=$$role || exit 1; \
 	done
 
-test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule
+test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, then the lab and its tests
 	@$(MAKE) yamllint
 	@$(MAKE) ansible-lint
 	@$(MAKE) pytest
 	@$(MAKE) docs-build
 	@$(MAKE) docs-check
 	@$(MAKE) molecule-all
+	@$(MAKE) lab-test
 
 lab: venv image ## Bring the reference stack up on the local container engine
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/up.yml
-	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml -e rempart_target=lab
+
+lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)
+	@python -m pytest -q -p no:cacheprovider tests/lab
 
 lab-down: venv ## Remove exactly what the lab created (containers, networks, .lab/)
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/down.yml

@@ -1,6 +1,8 @@
-"""Role reference pages, generated from each role's ``meta/argument_specs.yml``.
+"""Generated docs pages: the role reference (from each role's ``meta/argument_specs.yml``) and the
+topology (from the inventories).
 
-``python -m rempart docs`` writes ``docs/roles/<role>.md`` and ``docs/roles/index.md``.
+``python -m rempart docs`` writes ``docs/roles/<role>.md``, ``docs/roles/index.md`` and
+``docs/topology.md``.
 ``python -m rempart docs --check`` writes nothing and fails when:
 
 - a variable of ``defaults/main.yml`` is not in the argument specs, or the other way round
@@ -278,6 +280,16 @@ def expected_pages(roles: list[Role]) -> dict[str, str]:
     return pages
 
 
+TOPOLOGY_PAGE = REPO / "docs" / "topology.md"
+
+
+def topology_page() -> str:
+    from . import topology  # noqa: PLC0415 - only the docs need it
+
+    ordered = {env: topo for env in topology.ENVIRONMENTS if (topo := topology.load_all().get(env))}
+    return topology.render_page(ordered)
+
+
 def stale_pages(pages: dict[str, str], docs_dir: Path = DOCS_DIR) -> list[str]:
     stale = []
     for name, text in pages.items():
@@ -341,12 +353,17 @@ def main(argv: list[str] | None = None) -> int:
     pages = expected_pages(roles)
     mkdocs_text = MKDOCS_YML.read_text(encoding="utf-8")
     nav = render_nav(roles, mkdocs_text)
+    topo_text = topology_page()
     if args.check:
         errors += [f"stale generated page: {page}: run `make docs` and commit it." for page in stale_pages(pages)]
+        if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
+            errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
     else:
         write_pages(pages)
+        if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
+            TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
         if nav != mkdocs_text:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
     if args.site:

@@ -15,7 +15,7 @@ description:
   - Reads C(inventories/<env>/topology.yml) (sites, zones, hosts, flow matrix), validates it against
     itself and the other environments, and fails before any host is touched when it is wrong.
   - "Groups: one per zone (C(edge), C(app), C(data), C(mgmt)), one per function (C(waf), C(db), ...),
-    one per site (C(site_<name>)). Host variables: C(rempart_site), C(rempart_zone),
+    one per site (C(site_<name>)), one for the environment (C(env_<name>)). Host variables: C(rempart_site), C(rempart_zone),
     C(rempart_functions), C(rempart_underlay_address), C(rempart_overlay_address),
     C(rempart_public_address), C(ansible_host). Every host also gets C(rempart_environment) and
     C(rempart_topology), the whole validated model."
@@ -55,14 +55,20 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_group(name)
         for site in topology["sites"]:
             self.inventory.add_group(f"site_{site}")
+        # Groups add up across inventories where variables overwrite each other: env_<name> tells
+        # a run that was given two environments' inventories at once.
+        env_group = self.inventory.add_group(f"env_{environment}")
 
         for host, spec in topology["hosts"].items():
+            self.inventory.add_host(host, group=env_group)
             self.inventory.add_host(host, group=spec["zone"])
             self.inventory.add_host(host, group=f"site_{spec['site']}")
             functions = list(spec.get("functions") or [])
             for function in functions:
                 self.inventory.add_host(host, group=function)
             variables = {
+                # Per host too: two inventories given at once cannot hide each other's environment.
+                "rempart_environment": environment,
                 "rempart_site": spec["site"],
                 "rempart_zone": spec["zone"],
                 "rempart_functions": functions,

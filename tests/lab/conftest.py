@@ -1,0 +1,39 @@
+"""Fixtures of the lab tests: they run against the lab `make lab` brought up (see make lab-test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rempart import topology as model
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_DIR = REPO / ".lab"
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> dict:
+    path = LAB_DIR / "endpoints.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the lab tests need `make lab` first (make lab-test does both)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def lab_topology() -> dict:
+    return model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+
+
+def ssh(host: str, command: str, timeout: int = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", host, command],
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )
+
+
+def docker_inspect(name: str) -> dict:
+    out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)[0]

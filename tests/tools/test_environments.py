@@ -1,0 +1,50 @@
+"""A run touches only the environment it was asked for (ENV); these runs stop before any host."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def validate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), *args, "playbooks/validate.yml"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/tmp", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+             "ANSIBLE_NOCOLOR": "1"},
+    )
+
+
+def test_run_without_a_target_is_refused():
+    result = validate("-i", "inventories/dev")
+    assert result.returncode != 0
+    assert "add -e rempart_target=dev" in " ".join(result.stdout.split())
+
+
+def test_run_for_another_environment_is_refused():
+    result = validate("-i", "inventories/dev", "-e", "rempart_target=test")
+    assert result.returncode != 0
+    assert "rempart_target=test but the inventory is the dev environment" in " ".join(result.stdout.split())
+
+
+def test_two_environments_at_once_are_refused():
+    result = validate("-i", "inventories/dev", "-i", "inventories/test", "-e", "rempart_target=dev")
+    assert result.returncode != 0
+    assert "hold hosts of several environments (dev, test)" in " ".join(result.stdout.split())
+
+
+def test_production_needs_the_confirmation():
+    refused = validate("-i", "inventories/prod", "-e", "rempart_target=prod")
+    assert refused.returncode != 0
+    assert "Add -e rempart_confirm_prod=yes" in " ".join(refused.stdout.split())
+
+
+def test_the_right_environment_passes_validation():
+    for args in (["-i", "inventories/dev", "-e", "rempart_target=dev"],
+                 ["-i", "inventories/prod", "-e", "rempart_target=prod", "-e", "rempart_confirm_prod=yes"]):
+        result = validate(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
