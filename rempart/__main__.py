@@ -10,7 +10,7 @@ import sys
 # with the standard library alone, before the virtualenv exists.
 COMMANDS = {
     "engine": ("rempart.engine", "make sure a Docker engine answers (installs Debian's docker.io as root)"),
-    "aptcache": ("rempart.aptcache", "start the apt-cacher-ng shared by lab containers (root on Debian)"),
+    "aptcache": ("rempart.aptcache", "run the package cache shared by lab containers (nginx, root on Debian)"),
     "image": ("rempart.image", "build the lab base image rempart/debian:12 when its recipe changed"),
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),

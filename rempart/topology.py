@@ -228,8 +228,8 @@ def validate(topology: dict, others: dict[str, dict] | None = None) -> list[str]
         elif isinstance(zone, list):
             if len(zone) > 1:
                 errors.append(f"{where}.zone: the host is in {len(zone)} zones ({', '.join(map(str, zone))}); a host sits in exactly one zone: split its functions over two hosts or pick one zone.")
-            elif zone[0] not in zones:
-                errors.append(f"{where}.zone: {zone[0]!r} is not a declared zone ({', '.join(zones)}).")
+            else:
+                errors.append(f"{where}.zone: write the zone as a name, not a list: zone: {zone[0]}.")
         elif zone not in zones:
             errors.append(f"{where}.zone: {zone!r} is not a declared zone ({', '.join(zones)}).")
         functions = _as_list(host.get("functions"))

@@ -47,6 +47,6 @@ for unit in getty@tty1.service console-getty.service systemd-firstboot.service \
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 
-# Image size: no package cache inside (the lab shares apt-cacher-ng on the engine host).
+# Image size: no package cache inside (the lab shares a caching proxy on the engine host).
 rm -f "$root"/etc/apt/apt.conf.d/docker-clean
 : > "$root"/etc/machine-id
