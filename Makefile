@@ -76,14 +76,15 @@ molecule-all: venv image
 	  $(MAKE) molecule ROLE=$$role || exit 1; \
 	done
 
+TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test
+
 test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, then the lab and its tests
-	@$(MAKE) yamllint
-	@$(MAKE) ansible-lint
-	@$(MAKE) pytest
-	@$(MAKE) docs-build
-	@$(MAKE) docs-check
-	@$(MAKE) molecule-all
-	@$(MAKE) lab-test
+	@for step in $(TEST_STEPS); do \
+	  printf '\n\033[1m---------- make %s ----------\033[0m\n' "$$step"; \
+	  start=$$(date +%s); \
+	  $(MAKE) $$step || { echo "make test: '$$step' failed"; exit 1; }; \
+	  echo "make test: '$$step' passed in $$(( $$(date +%s) - start )) s"; \
+	done
 
 lab: venv image ## Bring the reference stack up on the local container engine
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/up.yml
