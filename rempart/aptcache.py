@@ -107,18 +107,6 @@ def _nginx() -> str | None:
     return shutil.which("nginx") or (str(Path("/usr/sbin/nginx")) if Path("/usr/sbin/nginx").exists() else None)
 
 
-def _install_nginx() -> None:
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print("aptcache: installing Debian's nginx-light", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx-light"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-
-
 def _start(nginx: str, conf: Path, changed: bool) -> None:
     pid_file = conf.parent / "nginx.pid"
     running = listening() and pid_file.exists()
@@ -141,7 +129,7 @@ def ensure() -> bool:
     base = cache_dir() / "aptcache"
     nginx = _nginx()
     if not nginx and os.geteuid() == 0 and engine.is_debian():
-        _install_nginx()
+        engine.apt_install(["nginx-light"], "the lab's package cache runs on nginx")
         nginx = _nginx()
     available = False
     if nginx:

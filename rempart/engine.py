@@ -46,6 +46,21 @@ def is_debian() -> bool:
     return "ID=debian" in text.splitlines()
 
 
+def apt_install(packages: list[str], why: str, recommends: bool = False) -> None:
+    """Install Debian packages on this machine; only as root on Debian, else say what to install."""
+    if os.geteuid() != 0 or not is_debian():
+        raise EngineError(f"{why}: install {' '.join(packages)} (Debian: `apt-get install {' '.join(packages)}`).")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    print(f"installing Debian's {', '.join(packages)} ({why})", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *([] if recommends else ["--no-install-recommends"]), *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def _systemd_running() -> bool:
     return Path("/run/systemd/system").is_dir()
 
@@ -58,15 +73,7 @@ def install() -> None:
             "automatically. Install a Docker engine (Debian: `apt-get install docker.io`), start it, "
             "make sure `docker info` works for this user, then run make again."
         )
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print("engine: installing Debian's docker.io", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io", "iptables"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    apt_install(["docker.io", "iptables"], "no Docker engine answers")
 
 
 def start() -> None:
@@ -102,15 +109,8 @@ def wait(timeout_s: float = START_TIMEOUT_S) -> None:
 
 def ensure_client_tools() -> None:
     """The controller's SSH client: the lab and the tests reach hosts over SSH."""
-    if shutil.which("ssh"):
-        return
-    if os.geteuid() != 0 or not is_debian():
-        raise EngineError("the SSH client is missing: install it (Debian: `apt-get install openssh-client`).")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "openssh-client"], check=True, env=env, stdout=subprocess.DEVNULL
-    )
+    if not shutil.which("ssh"):
+        apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
 
 
 def ensure() -> None:

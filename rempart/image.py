@@ -10,7 +10,6 @@ Standard library only: this runs before the project's virtualenv exists.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -62,16 +61,9 @@ def _image_label(ref: str) -> str | None:
 
 
 def _ensure_mmdebstrap() -> None:
-    if shutil.which("mmdebstrap"):
-        return
-    if os.geteuid() != 0:
-        raise engine.EngineError("mmdebstrap is missing: install it (Debian: `apt-get install mmdebstrap`).")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print("image: installing mmdebstrap", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "mmdebstrap"], check=True, env=env, stdout=subprocess.DEVNULL
-    )
+    if not shutil.which("mmdebstrap"):
+        # Its recommends (mount, gpg, uidmap, ...) are what its root mode uses.
+        engine.apt_install(["mmdebstrap"], "the base image is built with mmdebstrap", recommends=True)
 
 
 def build(recipe: str) -> None:
