@@ -83,6 +83,14 @@ def test_unprefixed_variable_is_reported(tmp_path):
     assert errors == ["demo: variable port does not start with 'demo_': rename it."]
 
 
+def test_unknown_requirement_tag_is_reported(tmp_path):
+    errors = roledocs.check_role(make_role(tmp_path, GOOD_SPECS, GOOD_DEFAULTS, tags=("SEG", "HARDD")))
+    assert errors == [
+        "demo: tag HARDD in roles/demo/tasks/ is not a requirement ID (SEG, HARD, ENV, WAF, ENC, KEY, DOC, DR, HA, "
+        "AVAIL, LINK, MON, STATUS, AUDIT, LOC, ISMS): fix it, or write the tag in lower case if it is not one."
+    ]
+
+
 def test_role_without_specs_is_reported(tmp_path):
     errors = roledocs.check_role(make_role(tmp_path, {}, GOOD_DEFAULTS))
     assert errors and "has no argument_specs" in errors[0]
