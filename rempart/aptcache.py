@@ -31,7 +31,7 @@ from . import engine
 PORT = 3143
 PROXY_URL = f"http://host.docker.internal:{PORT}"
 # The only archive the proxy forwards to (it is no open proxy).
-ALLOWED_HOSTS = ("deb.debian.org",)
+ALLOWED_HOSTS = ("deb.debian.org", "security.debian.org")
 CLIENT_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
