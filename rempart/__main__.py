@@ -13,6 +13,7 @@ COMMANDS = {
     "aptcache": ("rempart.aptcache", "run the package cache shared by lab containers (nginx, root on Debian)"),
     "image": ("rempart.image", "build the lab base image rempart/debian:12 when its recipe changed"),
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
+    "audit": ("rempart.audit", "score the hardening baseline with Lynis and ssh-audit, time its second run"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
 }
 
