@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-test lab-down clean requirements
+        molecule molecule-all test lab lab-test lab-down clean requirements audit bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,14 @@ lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
 
 pytest: venv ## Unit tests of the project's Python tooling (tests/)
 	@python -m pytest -q tests/tools
+
+audit: venv image ## Score the hardening baseline (Lynis, ssh-audit, second run) into docs/results/hardening.json, then make docs
+	@python -m rempart audit
+	@$(MAKE) --no-print-directory docs
+
+bench: venv image ## Time the idempotent second run of the baseline over SSH (part of make audit), print the figures
+	@python -m rempart audit --out $(CURDIR)/.bench-hardening.json
+	@python -c "import json; r = json.load(open('.bench-hardening.json'))['run']; print(json.dumps(r, indent=2))"
 
 docs: venv ## Regenerate the generated pages and build the site into site/
 	@python -m rempart docs

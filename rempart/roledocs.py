@@ -364,7 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     mkdocs_text = MKDOCS_YML.read_text(encoding="utf-8")
     nav = render_nav(roles, mkdocs_text)
     topo_text = topology_page()
+    from . import hardening  # noqa: PLC0415 - only the docs need it
+
+    results = hardening.load_results()
+    errors += hardening.check(results)
+    hardening_text = hardening.render(results) if results else None
     if args.check:
+        if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
+            errors.append("stale generated page: docs/hardening.md: run `make docs` and commit it.")
         errors += [f"stale generated page: {page}: run `make docs` and commit it." for page in stale_pages(pages)]
         if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
             errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
@@ -372,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
     else:
         write_pages(pages)
+        if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
+            hardening.PAGE.write_text(hardening_text, encoding="utf-8")
         if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
             TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
         if nav != mkdocs_text:

@@ -14,8 +14,8 @@ description:
   - A changed file is written to a temporary file next to it, checked with its C(validate) command
     when one is given, then renamed over the old one: a file that fails validation never goes live.
   - Why not M(ansible.builtin.copy) in a loop? Each loop item costs two or three remote module runs;
-    a hardening role manages dozens of files, and its idempotent run must stay fast (issue 4:
-    under 20 s). This module does the same checks for all files in one run.
+    a hardening role manages dozens of files, and its idempotent run must stay fast (under 20 s
+    for the baseline). This module does the same checks for all files in one run.
   - Supports check mode and diff mode.
 options:
   files:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+
+from rempart import audit
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
@@ -96,17 +97,9 @@ def test_operators_and_admin_group(host):
     assert host.run("visudo -c").rc == 0
 
 
-def _container_ip(name: str) -> str:
-    out = subprocess.run(
-        ["docker", "inspect", name], check=True, capture_output=True, text=True
-    ).stdout
-    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
-    return next(iter(networks.values()))["IPAddress"]
-
-
 def test_operator_logs_in_with_the_key_and_may_sudo(host):
     key = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "operator_ed25519"
-    address = _container_ip(host.backend.get_hostname())
+    address = audit.container_address(host.backend.get_hostname())
     ssh = [
         "ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import testinfra.utils.ansible_runner
+
+from rempart import audit
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
@@ -27,9 +28,7 @@ BASE_OPTIONS = [
 
 @pytest.fixture(scope="module")
 def address(host) -> str:
-    out = subprocess.run(["docker", "inspect", host.backend.get_hostname()], capture_output=True, text=True, check=True)
-    networks = json.loads(out.stdout)[0]["NetworkSettings"]["Networks"]
-    return next(iter(networks.values()))["IPAddress"]
+    return audit.container_address(host.backend.get_hostname())
 
 
 def login(address: str, user: str, key: str | None, *extra: str) -> subprocess.CompletedProcess:
@@ -81,22 +80,9 @@ def test_only_ed25519_and_strong_rsa_host_keys(host):
 
 
 def test_ssh_audit_finds_no_failure_and_no_warning(address):
-    ssh_audit = Path(sys.executable).parent / "ssh-audit"
-    result = subprocess.run([str(ssh_audit), "-j", "-p", "22", address], capture_output=True, text=True, check=False)
-    report = json.loads(result.stdout)
-    findings = {"fail": [], "warn": []}
-    for section in ("kex", "key", "enc", "mac"):
-        for entry in report.get(section, []):
-            for level in findings:
-                if entry.get("notes", {}).get(level):
-                    findings[level].append(f"{section} {entry['algorithm']}: {entry['notes'][level]}")
-    for cve in report.get("cves", []):
-        findings["fail"].append(f"CVE {cve}")
-    for level, recommendations in report.get("recommendations", {}).items():
-        if level in ("critical", "warning"):
-            findings["fail" if level == "critical" else "warn"].append(f"recommendation: {recommendations}")
-    assert len(findings["fail"]) <= SSH_AUDIT_MAX_FAIL, findings
-    assert len(findings["warn"]) <= SSH_AUDIT_MAX_WARN, findings
+    result = audit.ssh_audit(address)
+    assert len(result["fail"]) <= SSH_AUDIT_MAX_FAIL, result
+    assert len(result["warn"]) <= SSH_AUDIT_MAX_WARN, result
 
 
 def test_a_run_that_would_lock_itself_out_stops_before_any_change(host, address, tmp_path):

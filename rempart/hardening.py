@@ -1,0 +1,179 @@
+"""The hardening page of the docs, generated from the code and from a results file.
+
+Sources, none typed into the page:
+- the controls of the baseline role (``roles/baseline/vars/main.yml``: ``baseline_controls``), the
+  files and data that implement them (``baseline_files``, ``baseline_sysctl``, ...) and the CIS tags
+  on the tasks of every role (the SSH controls live in role ``sshd``);
+- the exceptions of the role's defaults (each with its reason);
+- the measured results (``docs/results/hardening.json``, written by ``make audit``): Lynis,
+  ssh-audit, the time of the second run, and what the role applied, found not applicable in the
+  container, or skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ROLES = REPO / "roles"
+BASELINE = ROLES / "baseline"
+RESULTS = REPO / "docs" / "results" / "hardening.json"
+PAGE = REPO / "docs" / "hardening.md"
+CIS_TAG = re.compile(r"^(cis_[0-9][0-9.x]*|kspp)$")
+# Issue 4's targets; the molecule verifier holds the same defaults as environment variables.
+TARGETS = {"lynis_index": 85, "ssh_audit_fail": 0, "ssh_audit_warn": 0, "second_run_seconds": 20}
+
+
+def _sort_key(control: str) -> list:
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[_.]", control)]
+
+
+def _tasks(role: Path):
+    for path in sorted((role / "tasks").glob("*.yml")):
+        for task in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            if isinstance(task, dict):
+                yield path, task
+
+
+def tagged_controls() -> dict[str, list[tuple[str, str]]]:
+    """CIS id -> [(role, task name)] from the tags of every role's tasks."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for role in sorted(p for p in ROLES.iterdir() if (p / "tasks").is_dir()):
+        for _path, task in _tasks(role):
+            for tag in task.get("tags", []) or []:
+                if isinstance(tag, str) and CIS_TAG.match(tag):
+                    found.setdefault(tag, []).append((role.name, task.get("name", "?")))
+    return found
+
+
+def baseline_data() -> dict:
+    variables = yaml.safe_load((BASELINE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    defaults = yaml.safe_load((BASELINE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    where: dict[str, list[str]] = {}
+    for entry in variables["baseline_files"]:
+        for control in entry.get("controls", []):
+            where.setdefault(control, []).append(f"`{entry['path']}`")
+    for key, label in (("baseline_sysctl", "sysctl"), ("baseline_blocked_modules", "module"),
+                       ("baseline_absent_packages", "package absent")):
+        for item in defaults[key]:
+            where.setdefault(item["id"], []).append(f"{label} `{item['name']}`")
+    for control, path, *_ in variables["baseline_permissions"]:
+        where.setdefault(control, []).append(f"mode of `{path}`")
+    return {"controls": variables["baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"]}
+
+
+def check(results: dict | None) -> list[str]:
+    """Catalogue, tags and results agree; problems as messages naming the fix."""
+    data = baseline_data()
+    tags = tagged_controls()
+    errors = []
+    catalogue = set(data["controls"])
+    baseline_tags = {tag for tag, uses in tags.items() if any(role == "baseline" for role, _ in uses)}
+    implemented = baseline_tags | set(data["where"])
+    for control in sorted(catalogue - implemented, key=_sort_key):
+        errors.append(f"roles/baseline: control {control} is in baseline_controls but no task tag, file or data item implements it")
+    for control in sorted(implemented - catalogue, key=_sort_key):
+        errors.append(f"roles/baseline: {control} is used by a task or data item but missing from baseline_controls (vars/main.yml)")
+    if results is None:
+        errors.append(f"{RESULTS.relative_to(REPO)} is missing: run `make audit` and commit it")
+        return errors
+    reported = set(results["baseline"]["applied"]) | set(results["baseline"]["not_applicable"]) | set(results["baseline"]["skipped"])
+    if reported != catalogue:
+        changed = sorted(reported ^ catalogue, key=_sort_key)
+        errors.append(f"{RESULTS.relative_to(REPO)} is stale (controls changed: {', '.join(changed)}): run `make audit` and commit it")
+    return errors
+
+
+def _status(control: str, report: dict) -> str:
+    if control in report["skipped"]:
+        return f"skipped: {report['skipped'][control]}"
+    if control in report["not_applicable"]:
+        return f"not applicable in the container ({report['not_applicable'][control].replace('this host does not allow: ', 'needs ')})"
+    return "applied"
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def render(results: dict) -> str:
+    data = baseline_data()
+    tags = tagged_controls()
+    report = results["baseline"]
+    lynis, ssh = results["lynis"], results["ssh_audit"]
+    baseline_run, scenario_run = results["run"]["baseline"], results["run"]["scenario"]
+    lines = [
+        "<!-- Generated by `make docs` from the code and docs/results/hardening.json (`make audit`). Do not edit. -->",
+        "# Hardening baseline",
+        "",
+        "Every host gets the roles `sshd` and `baseline` (requirements HARD, AUDIT): the CIS Debian Linux 12",
+        "Benchmark v1.0.1, Level 1 server, where it makes sense on a server, plus kernel self-protection",
+        "settings. External tools score the result on the baseline role's molecule scenario (one Debian 12",
+        "container with `common`, `sshd` and `baseline`).",
+        "",
+        f"## Measured figures ({results['measured']}, `{results['command']}`, {results['machine']})",
+        "",
+        "| Measure | Target | Measured | |",
+        "|---|---|---|---|",
+        f"| Lynis {lynis['version']} hardening index | ≥ {TARGETS['lynis_index']} | {lynis['index']} | {_mark(lynis['index'] >= TARGETS['lynis_index'])} |",
+        f"| ssh-audit {ssh['version']}: failures | {TARGETS['ssh_audit_fail']} | {len(ssh['fail'])} | {_mark(len(ssh['fail']) <= TARGETS['ssh_audit_fail'])} |",
+        f"| ssh-audit {ssh['version']}: warnings | {TARGETS['ssh_audit_warn']} | {len(ssh['warn'])} | {_mark(len(ssh['warn']) <= TARGETS['ssh_audit_warn'])} |",
+        f"| Second run of `sshd` + `baseline` over SSH | < {TARGETS['second_run_seconds']} s, 0 changed | "
+        f"{baseline_run['second']['seconds']} s, {baseline_run['second']['changed']} changed ({baseline_run['second']['tasks_ok']} tasks) | "
+        f"{_mark(baseline_run['second']['seconds'] < TARGETS['second_run_seconds'] and baseline_run['second']['changed'] == 0)} |",
+        f"| Second run of the whole scenario (`common` too) | 0 changed | {scenario_run['second']['seconds']} s, "
+        f"{scenario_run['second']['changed']} changed ({scenario_run['second']['tasks_ok']} tasks) | "
+        f"{_mark(scenario_run['second']['changed'] == 0)} |",
+        "",
+        f"Runs: {results['run']['connection']}. The molecule verifier asserts the Lynis and ssh-audit targets on",
+        "every `make test` (thresholds: `LYNIS_MIN_INDEX`, `SSH_AUDIT_MAX_FAIL`, `SSH_AUDIT_MAX_WARN`).",
+        "",
+        "## Controls",
+        "",
+        "Status is what the role reported on the measured container. *Not applicable in the container* means the",
+        "role wrote what persists (e.g. the sysctl file) but the container does not let it take effect; on a",
+        "real host these controls apply. Skipped controls are exceptions, each with its reason.",
+        "",
+        "| Control | What | Where | Status |",
+        "|---|---|---|---|",
+    ]
+    for control in sorted(data["controls"], key=_sort_key):
+        title = data["controls"][control]["title"]
+        where = data["where"].get(control) or [f"task: {name}" for role, name in tags.get(control, []) if role == "baseline"]
+        lines.append(f"| `{control}` | {title} | {'<br>'.join(sorted(set(where)))} | {_status(control, report)} |")
+    ssh_controls = {tag: uses for tag, uses in tags.items() if any(role == "sshd" for role, _ in uses)}
+    lines += [
+        "",
+        "## SSH server (role `sshd`)",
+        "",
+        "| Control | Task |",
+        "|---|---|",
+    ]
+    for control in sorted(ssh_controls, key=_sort_key):
+        names = sorted({name for role, name in ssh_controls[control] if role == "sshd"})
+        lines.append(f"| `{control}` | {'<br>'.join(names)} |")
+    lines += ["", "## Exceptions", "", "| Control | Reason |", "|---|---|"]
+    for exception in data["exceptions"]:
+        lines.append(f"| `{exception['id']}` | {' '.join(exception['reason'].split())} |")
+    lines += [
+        "",
+        "An inventory adds its own with `baseline_exceptions` (a host that serves the web, for instance, on",
+        "`cis_2.1.18`); the role refuses an id it does not know or an empty reason.",
+        "",
+        "## What Lynis still suggests",
+        "",
+        "Left as found, for reviewers to judge (most need a real host: kernel parameters, separate partitions, "
+        "USBGuard, a process-hiding /proc):",
+        "",
+    ]
+    lines += [f"- {suggestion}" for suggestion in lynis["suggestions"]] or ["- (none)"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def load_results() -> dict | None:
+    return json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else None

@@ -1,0 +1,43 @@
+"""The hardening page: generated from the code and the results file, and refused when they disagree."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from rempart import hardening
+
+
+@pytest.fixture
+def results():
+    loaded = hardening.load_results()
+    if loaded is None:
+        pytest.fail("docs/results/hardening.json is missing: run `make audit`")
+    return loaded
+
+
+def test_every_control_is_implemented_and_every_implementation_is_a_control():
+    assert hardening.check(hardening.load_results()) == []
+
+
+def test_results_that_miss_a_control_are_stale(results):
+    stale = copy.deepcopy(results)
+    stale["baseline"]["applied"].remove("cis_7.1.1")
+    errors = hardening.check(stale)
+    assert any("is stale (controls changed: cis_7.1.1): run `make audit`" in error for error in errors)
+
+
+def test_page_shows_targets_figures_statuses_and_reasons(results):
+    page = hardening.render(results)
+    assert f"| {results['lynis']['index']} |" in page
+    assert "| `cis_5.2.4` | users must provide a password for privilege escalation |" in page
+    assert "skipped: Operators log in with SSH keys only" in page
+    assert "not applicable in the container (needs sysctl)" in page
+    assert "| `cis_5.1.20` |" in page  # SSH controls come from the sshd role's task tags
+
+
+def test_a_missed_target_is_shown_as_missed(results):
+    worse = copy.deepcopy(results)
+    worse["lynis"]["index"] = 60
+    assert "| 60 | **missed** |" in hardening.render(worse)
