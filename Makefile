@@ -96,6 +96,7 @@ test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, then the 
 
 lab: venv image ## Bring the reference stack up on the local container engine
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/up.yml
+	@ansible-playbook -i $(LAB_INVENTORY) playbooks/bootstrap.yml -e rempart_target=lab
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml -e rempart_target=lab
 
 lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)

@@ -114,6 +114,10 @@ def main():
             uid = pwd.getpwnam(spec["owner"]).pw_uid
             gid = grp.getgrnam(spec["group"]).gr_gid
         except KeyError as error:
+            if module.check_mode:
+                # A dry run on a fresh host: the package that creates the account is not installed yet.
+                changed_paths.append(path)
+                continue
             module.fail_json(msg=f"rempart_files: {path}: unknown owner or group ({error})")
         mode = int(spec["mode"], 8)
         wanted = spec["content"].encode()

@@ -27,9 +27,9 @@ def lab_topology() -> dict:
     return model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 
 
-def ssh(host: str, command: str, timeout: int = 30) -> subprocess.CompletedProcess:
+def ssh(host: str, command: str, timeout: int = 30, extra: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", host, command],
+        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", *(extra or []), host, command],
         capture_output=True, text=True, check=False, timeout=timeout,
     )
 

@@ -22,7 +22,7 @@ def test_only_the_bastion_is_reached_directly(lab_topology):
     config = (LAB_DIR / "ssh_config").read_text(encoding="utf-8")
     blocks = {block.split()[0]: block for block in config.split("Host ")[1:]}
     for host, spec in lab_topology["hosts"].items():
-        direct = "ProxyJump" not in blocks[host]
+        direct = "ProxyCommand" not in blocks[host]
         assert direct == ("bastion" in spec["functions"]), blocks[host]
 
 
