@@ -23,7 +23,7 @@ ROLES = REPO / "roles"
 BASELINE = ROLES / "baseline"
 RESULTS = REPO / "docs" / "results" / "hardening.json"
 PAGE = REPO / "docs" / "hardening.md"
-CIS_TAG = re.compile(r"^(cis_[0-9][0-9.x]*|kspp)$")
+CIS_TAG = re.compile(r"^(cis_[0-9][0-9.x]*|kspp|extra_[a-z_]+)$")
 # Issue 4's targets; the molecule verifier holds the same defaults as environment variables.
 TARGETS = {"lynis_index": 85, "ssh_audit_fail": 0, "ssh_audit_warn": 0, "second_run_seconds": 20}
 
