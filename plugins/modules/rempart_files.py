@@ -9,11 +9,14 @@ DOCUMENTATION = r"""
 module: rempart_files
 short_description: Write (or remove) many small configuration files in one call
 description:
-  - Each file is given by its whole content (rendered on the controller, for example with
+  - >-
+    Each file is given by its whole content (rendered on the controller, for example with
     C(lookup('ansible.builtin.template', ...))), owner, group and mode, or by C(state=absent).
-  - A changed file is written to a temporary file next to it, checked with its C(validate) command
-    when one is given, then renamed over the old one: a file that fails validation never goes live.
-  - Why not M(ansible.builtin.copy) in a loop? Each loop item costs two or three remote module runs;
+  - >-
+    A changed file is written to a temporary file next to it, checked with its C(validate) command
+    when one is given, then renamed over the old one; a file that fails validation never goes live.
+  - >-
+    Why not M(ansible.builtin.copy) in a loop? Each loop item costs two or three remote module runs;
     a hardening role manages dozens of files, and its idempotent run must stay fast (under 20 s
     for the baseline). This module does the same checks for all files in one run.
   - Supports check mode and diff mode.
