@@ -45,19 +45,29 @@ DATA_FUNCTIONS = ("db", "backup_repository", "log_collector")
 PAIRED_FUNCTIONS = {"db": "database servers", "app": "app servers", "waf": "WAFs"}
 ADDRESS_KINDS = ("underlay", "overlay", "public")
 # Flow ends that are not zones or functions.
-SPECIAL_ENDS = {"internet": "anything outside the platform", "all": "every host of the environment"}
+SPECIAL_ENDS = {
+    "internet": "anything outside the platform",
+    "operators": "the operators' own address ranges (topology key operators), on the public side",
+    "all": "every host of the environment",
+}
+# Ends that are outside the platform: their flows arrive on a host's public address.
+OUTSIDE_ENDS = ("internet", "operators")
 PROTOCOLS = ("tcp", "udp", "vrrp", "icmp")
 REQUIREMENT_IDS = (
     "SEG", "HARD", "ENV", "WAF", "ENC", "KEY", "DOC", "DR", "HA", "AVAIL", "LINK", "MON", "STATUS",
     "AUDIT", "LOC", "ISMS",
 )
 
-TOP_KEYS = {"plugin", "extends", "environment", "jurisdictions_allowed", "ranges", "identity", "sites", "zones", "hosts", "flows"}
+TOP_KEYS = {
+    "plugin", "extends", "environment", "jurisdictions_allowed", "ranges", "identity", "operators", "egress",
+    "sites", "zones", "hosts", "flows",
+}
 HOST_KEYS = {"site", "zone", "functions", "underlay", "overlay", "public", "description"}
 SITE_KEYS = {"jurisdiction", "purpose", "description"}
 ZONE_KEYS = {"protection", "reason"}
 FLOW_KEYS = {"from", "to", "ports", "proto", "purpose", "requirements"}
 IDENTITY_KEYS = {"ca_name", "vault_id", "ssh_key_name"}
+EGRESS_KEYS = {"to", "hosts", "proto", "ports", "purpose", "requirements"}
 
 
 class TopologyError(ValueError):
@@ -298,8 +308,51 @@ def validate(topology: dict, others: dict[str, dict] | None = None) -> list[str]
             f"(database sites: {', '.join(sorted(map(str, db_sites)))}; it must be a site with purpose 'witness'): move it."
         )
 
-    # Flows.
+    # Operators: where the operators connect from (the only sources of the bastion's SSH, SEG).
+    operators = _as_list(topology.get("operators"))
+    for index, cidr in enumerate(operators):
+        try:
+            ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError as exc:
+            errors.append(f"operators[{index}]: {cidr!r} is not a network in CIDR form ({exc}): e.g. 198.51.100.0/28.")
+    for index, flow in enumerate(topology.get("flows") or []):
+        if (flow or {}).get("from") == "operators" and not operators:
+            errors.append(
+                f"flows[{index}].from is 'operators' but the topology has no operators: list the operators' "
+                "address ranges (operators: [CIDR, ...]) so that only they reach it."
+            )
+
+    # Ends: zones, functions, hosts and the special ends.
     ends = set(zones) | set(FUNCTIONS) | set(SPECIAL_ENDS) | set(hosts)
+
+    # Egress: each host's own needs outside the platform (package updates, time, DNS), by declared paths.
+    for index, need in enumerate(topology.get("egress") or []):
+        need = need or {}
+        where = f"egress[{index}]"
+        _unknown_keys(where, need, EGRESS_KEYS, errors)
+        target = str(need.get("to", "")).strip()
+        if not target:
+            errors.append(f"{where}.to is missing: give the address, network or DNS name of the declared path (e.g. the update proxy).")
+        elif not re.fullmatch(r"[A-Za-z0-9.-]+", target.split("/")[0]):
+            errors.append(f"{where}.to: {target!r} is not an address, a network or a DNS name.")
+        for end in _as_list(need.get("hosts", "all")):
+            if end not in ends - set(OUTSIDE_ENDS):
+                errors.append(f"{where}.hosts: {end!r} is not a zone, a function, a host or 'all'.")
+        if need.get("proto") not in ("tcp", "udp"):
+            errors.append(f"{where}.proto: {need.get('proto')!r} is not tcp or udp.")
+        ports = _as_list(need.get("ports"))
+        if not ports:
+            errors.append(f"{where}.ports is missing: a declared path names its port(s).")
+        for port in ports:
+            if not isinstance(port, int) or not 0 < port < 65536:
+                errors.append(f"{where}.ports: {port!r} is not a port number (1-65535).")
+        if not str(need.get("purpose", "")).strip():
+            errors.append(f"{where}.purpose is missing: say in a few words what the hosts need it for.")
+        for rid in _as_list(need.get("requirements")):
+            if rid not in REQUIREMENT_IDS:
+                errors.append(f"{where}.requirements: {rid!r} is not a requirement ID ({', '.join(REQUIREMENT_IDS)}).")
+
+    # Flows.
     flows = topology.get("flows") or []
     if not flows:
         errors.append("flows is empty: the flow matrix lists every allowed flow; nothing else may flow (SEG).")
@@ -314,8 +367,16 @@ def validate(topology: dict, others: dict[str, dict] | None = None) -> list[str]
                     f"{where}.{key}: {end!r} is not a zone, a function, a host or one of {', '.join(SPECIAL_ENDS)}: "
                     f"use one of the zones ({', '.join(zones)}) or functions ({', '.join(FUNCTIONS)})."
                 )
-        if flow.get("to") == "internet":
-            errors.append(f"{where}.to: flows towards the internet are host needs (updates, time), not zone flows.")
+        if flow.get("to") in OUTSIDE_ENDS:
+            errors.append(f"{where}.to: flows towards {flow.get('to')} are host needs (egress: updates, time), not zone flows.")
+        if flow.get("from") in OUTSIDE_ENDS and flow.get("to") in ends:
+            exposed = [h for h in sorted(hosts) if flow.get("to") in groups_of(topology, h)]
+            for name in exposed:
+                if not (hosts.get(name) or {}).get("public"):
+                    errors.append(
+                        f"{where}.to: {flow.get('to')!r} includes {name}, which has no public address: flows from "
+                        f"{flow.get('from')} arrive on public addresses; give hosts.{name}.public or narrow the flow."
+                    )
         proto = flow.get("proto")
         if proto not in PROTOCOLS:
             errors.append(f"{where}.proto: {proto!r} is not one of {', '.join(PROTOCOLS)}.")
@@ -361,8 +422,9 @@ def check(path: Path, inventories: Path | None = None) -> dict:
 
 def groups_of(topology: dict, host: str) -> set[str]:
     """Names a flow end may use that include ``host``: its zone, functions, own name, 'all'."""
-    spec = topology["hosts"][host]
-    return {spec["zone"], host, "all", *_as_list(spec.get("functions"))}
+    spec = topology["hosts"][host] or {}
+    zone = spec.get("zone") if isinstance(spec.get("zone"), str) else None
+    return {zone, host, "all", *(str(f) for f in _as_list(spec.get("functions")))} - {None}
 
 
 def members(topology: dict, end: str) -> list[str]:
@@ -459,6 +521,20 @@ def render_page(topologies: dict[str, dict]) -> str:
         ]
         for name, site in topo["sites"].items():
             lines.append(f"| `{name}` | {site['jurisdiction']} | {site['purpose']} | {_md(site.get('description', ''))} |")
+        operators = ", ".join(f"`{cidr}`" for cidr in _as_list(topo.get("operators"))) or "none declared"
+        lines += ["", f"Operators connect from: {operators}."]
+        if topo.get("egress"):
+            lines += [
+                "",
+                "Declared paths out of the platform (each host's own needs; the firewall opens nothing else):",
+                "",
+                "| Hosts | To | Protocol | Ports | Purpose |",
+                "|---|---|---|---|---|",
+            ]
+            for need in topo["egress"]:
+                hosts = ", ".join(f"`{h}`" for h in _as_list(need.get("hosts", "all")))
+                ports = ", ".join(map(str, _as_list(need["ports"])))
+                lines.append(f"| {hosts} | `{need['to']}` | {need['proto']} | {ports} | {_md(need['purpose'])} |")
         lines += ["", "| Host | Site | Zone | Functions | Underlay | Overlay | Public |", "|---|---|---|---|---|---|---|"]
         for name, host in topo["hosts"].items():
             lines.append(

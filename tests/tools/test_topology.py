@@ -72,8 +72,8 @@ def test_address_outside_the_environment_range(lab):
 
 def test_ranges_overlapping_another_environment(lab, others):
     lab["ranges"]["public"] = "192.0.2.128/26"  # the dev environment's public range
-    for host in lab["hosts"].values():
-        host.pop("public", None)
+    for index, host in enumerate(h for h in lab["hosts"].values() if "public" in h):
+        host["public"] = f"192.0.2.{150 + index}"
     errors = errors_of(lab, others)
     assert errors == [
         "ranges.public (192.0.2.128/26) overlaps the dev environment's ranges.public (192.0.2.128/26): "
@@ -92,7 +92,7 @@ def test_flow_naming_an_unknown_zone_or_group(lab):
     lab["flows"].append({"from": "app", "to": "dbs", "proto": "tcp", "ports": [5432], "purpose": "typo", "requirements": ["HA"]})
     (error,) = errors_of(lab)
     index = len(lab["flows"]) - 1
-    assert error.startswith(f"flows[{index}].to: 'dbs' is not a zone, a function, a host or one of internet, all")
+    assert error.startswith(f"flows[{index}].to: 'dbs' is not a zone, a function, a host or one of internet, operators, all")
 
 
 def test_flow_with_bad_port_and_protocol(lab):
@@ -176,3 +176,40 @@ def test_broken_inventory_stops_ansible_before_any_host(tmp_path):
     )
     assert result.returncode != 0
     assert "hosts.db2.site: all database servers (db1, db2) are in site dc1" in result.stderr
+
+
+def test_flow_from_operators_needs_their_ranges(lab):
+    del lab["operators"]
+    index = next(i for i, f in enumerate(lab["flows"]) if f["from"] == "operators")
+    assert errors_of(lab) == [
+        f"flows[{index}].from is 'operators' but the topology has no operators: list the operators' address ranges "
+        "(operators: [CIDR, ...]) so that only they reach it."
+    ]
+
+
+def test_operators_must_be_networks(lab):
+    lab["operators"] = ["10.233.0.1/24"]
+    (error,) = errors_of(lab)
+    assert error.startswith("operators[0]: '10.233.0.1/24' is not a network in CIDR form")
+
+
+def test_flow_from_outside_to_a_host_without_public_address(lab):
+    lab["flows"].append({"from": "internet", "to": "app", "proto": "tcp", "ports": [8443], "purpose": "x", "requirements": ["WAF"]})
+    n = len(lab["flows"]) - 1
+    assert errors_of(lab) == [
+        f"flows[{n}].to: 'app' includes {host}, which has no public address: flows from internet arrive on public "
+        f"addresses; give hosts.{host}.public or narrow the flow."
+        for host in ("app1", "app2")
+    ]
+
+
+def test_egress_needs_a_path_a_port_and_a_purpose(lab):
+    lab["egress"] = [{"to": "", "hosts": "dbs", "proto": "icmp", "ports": [0], "requirements": ["X"]}]
+    assert errors_of(lab) == [
+        "egress[0].to is missing: give the address, network or DNS name of the declared path (e.g. the update proxy).",
+        "egress[0].hosts: 'dbs' is not a zone, a function, a host or 'all'.",
+        "egress[0].proto: 'icmp' is not tcp or udp.",
+        "egress[0].ports: 0 is not a port number (1-65535).",
+        "egress[0].purpose is missing: say in a few words what the hosts need it for.",
+        "egress[0].requirements: 'X' is not a requirement ID (" + ", ".join(model.REQUIREMENT_IDS) + ").",
+    ]

@@ -1,0 +1,171 @@
+"""The firewall seen from outside: flows of the matrix open, everything else closed, the underlay
+carries WireGuard only, drops are counted, a bad ruleset never replaces a good one, and a ruleset
+that would cut the applying session is taken back."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+import yaml
+
+pytestmark = pytest.mark.SEG
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+testinfra_hosts = RUNNER.get_hosts("all")
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
+    TOPOLOGY = yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]
+HOSTS = TOPOLOGY["hosts"]
+# Ports with a listener on every host during the tests: one the matrix opens (app -> db), one it does not.
+LISTENED = (5432, 5433)
+
+
+def node(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def connects(src: str, address: str, port: int) -> bool:
+    """A TCP connection from ``src`` to ``address``:``port`` completes (drops show as a timeout)."""
+    cmd = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port}'"
+    return node(src).run(cmd).rc == 0
+
+
+def counter(name: str, which: str) -> int:
+    out = node(name).check_output(f"nft list counter inet rempart {which}")
+    return int(re.search(r"packets (\d+) bytes", out).group(1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def listeners():
+    """A listener on every address of every host, for the ports of LISTENED (sshd is there already)."""
+    for name in HOSTS:
+        for port in LISTENED:
+            node(name).run(
+                f"systemd-run --unit fw-test-{port} python3 -m http.server --bind 0.0.0.0 {port} "
+                f"|| systemctl restart fw-test-{port}"
+            )
+    for name in HOSTS:
+        for port in LISTENED:
+            assert node(name).run(f"timeout 5 bash -c 'until ss -ltn | grep -q :{port}; do sleep 0.2; done'").rc == 0
+    yield
+    for name in HOSTS:
+        for port in LISTENED:
+            node(name).run(f"systemctl stop fw-test-{port}")
+
+
+def test_default_deny_everywhere(host):
+    for chain in ("input", "output", "forward"):
+        out = host.check_output(f"nft list chain inet rempart {chain}")
+        assert "policy drop;" in out, out
+
+
+def test_ruleset_loads_at_boot(host):
+    assert host.service("rempart-firewall").is_enabled
+    assert host.run("systemctl restart rempart-firewall").rc == 0
+    assert host.run("nft list table inet rempart").rc == 0
+
+
+def test_allowed_flow_is_open_over_the_overlay_only():
+    db = HOSTS["fw-db"]
+    assert connects("fw-app", db["overlay"], 5432), "app -> db 5432 is in the matrix"
+    assert not connects("fw-app", db["underlay"], 5432), "the underlay carries WireGuard only"
+
+
+def test_flows_not_in_the_matrix_are_closed():
+    app, db = HOSTS["fw-app"], HOSTS["fw-db"]
+    assert not connects("fw-app", db["overlay"], 5433), "a port no flow names"
+    assert not connects("fw-db", app["overlay"], 5432), "the reverse direction of a flow"
+    assert not connects("fw-bastion", db["overlay"], 5432), "a flow from another zone"
+
+
+def test_ssh_only_from_the_bastion_over_the_overlay():
+    app, db = HOSTS["fw-app"], HOSTS["fw-db"]
+    assert connects("fw-bastion", app["overlay"], 22)
+    assert connects("fw-bastion", db["overlay"], 22)
+    assert not connects("fw-app", db["overlay"], 22)
+    assert not connects("fw-bastion", db["underlay"], 22)
+
+
+def test_public_side_admits_the_operators_only_on_their_port():
+    bastion = HOSTS["fw-bastion"]
+    # This test runs on the public network's gateway, the operators' range.
+    with socket.create_connection((bastion["public"], 22), timeout=3):
+        pass
+    with pytest.raises(OSError):
+        socket.create_connection((bastion["public"], 5432), timeout=3)
+
+
+def test_icmp_follows_the_matrix():
+    bastion, db = HOSTS["fw-bastion"], HOSTS["fw-db"]
+    assert node("fw-bastion").run(f"ping -c 1 -W 2 {db['overlay']}").rc == 0
+    assert node("fw-app").run(f"ping -c 1 -W 2 {db['overlay']}").rc != 0
+    assert node("fw-app").run(f"ping -c 1 -W 2 {db['underlay']}").rc != 0
+    assert node("fw-db").run(f"ping -c 1 -W 2 {bastion['overlay']}").rc != 0
+
+
+def test_mesh_still_up_behind_the_firewall():
+    out = node("fw-app").check_output("wg show wg0 latest-handshakes")
+    times = [int(line.split()[1]) for line in out.splitlines() if line.strip()]
+    assert len(times) == len(HOSTS) - 1 and all(times), out
+
+
+def test_drops_are_counted_and_rate_limited_logs_are_configured():
+    db = HOSTS["fw-db"]
+    before_underlay, before_out = counter("fw-db", "underlay_dropped"), counter("fw-app", "output_dropped")
+    # From the underlay network's gateway (this machine): not a peer, and not WireGuard.
+    with pytest.raises(OSError):
+        socket.create_connection((db["underlay"], 22), timeout=2)
+    connects("fw-app", HOSTS["fw-bastion"]["overlay"], 5432)
+    assert counter("fw-db", "underlay_dropped") > before_underlay
+    assert counter("fw-app", "output_dropped") > before_out
+    rules = node("fw-db").check_output("nft list chain inet rempart input")
+    assert 'limit rate 10/minute burst 20 packets log prefix "rempart drop in: "' in rules
+
+
+def test_receiver_holds_when_a_sender_breaks_the_matrix():
+    """A compromised app server that opens its own output still meets the database's input rules."""
+    db = HOSTS["fw-db"]
+    before = counter("fw-db", "input_dropped")
+    node("fw-app").check_output("nft 'insert rule inet rempart output oifname \"wg0\" tcp dport 5433 accept'")
+    try:
+        assert not connects("fw-app", db["overlay"], 5433)
+    finally:
+        node("fw-app").check_output("/usr/local/sbin/rempart-firewall apply")
+    assert counter("fw-db", "input_dropped") > before
+
+
+def test_declared_path_for_updates_works(host):
+    result = host.run("apt-get -o Acquire::Retries=0 -qq update")
+    assert result.rc == 0, result.stderr
+
+
+def test_a_ruleset_that_does_not_validate_leaves_the_running_one(host):
+    before = host.check_output("nft -s list table inet rempart")
+    host.check_output("cp /etc/rempart/firewall.nft /tmp/broken.nft && echo 'chain nonsense {' >> /tmp/broken.nft")
+    assert host.run("/usr/local/sbin/rempart-firewall apply /tmp/broken.nft").rc != 0
+    assert host.check_output("nft -s list table inet rempart") == before
+
+
+def test_rules_that_cut_the_session_are_taken_back(host):
+    """load-armed restores the previous table unless confirmed: what the role relies on (no lock-out)."""
+    marker = 'tcp dport 4444 accept comment "previous rules"'
+    host.check_output(f"nft 'add rule inet rempart input {marker}'")
+    assert host.run("/usr/local/sbin/rempart-firewall load-armed 2").rc == 0
+    assert marker not in host.check_output("nft list chain inet rempart input")
+    deadline = time.monotonic() + 15
+    while marker not in host.check_output("nft list chain inet rempart input") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert marker in host.check_output("nft list chain inet rempart input"), "the previous rules did not come back"
+    host.check_output("/usr/local/sbin/rempart-firewall apply")
+
+
+def test_fact_records_what_was_applied(host):
+    fact = host.file("/etc/ansible/facts.d/rempart_firewall.fact").content_string
+    assert '"underlay"' in fact and '"rules"' in fact
