@@ -504,6 +504,7 @@ def render_page(topologies: dict[str, dict]) -> str:
         lines.append(
             f"| `{flow.src}` | `{flow.dst}` | {flow.proto} | {ports} | {_md(flow.purpose)} | {', '.join(flow.requirements)} |"
         )
+    lines += _admission_section(next(iter(topologies.items())))
     lines += ["", "## Functions", "", "| Function | What the host does |", "|---|---|"]
     lines += [f"| `{name}` | {text} |" for name, text in FUNCTIONS.items()]
     for env, topo in topologies.items():
@@ -543,3 +544,53 @@ def render_page(topologies: dict[str, dict]) -> str:
             )
     lines.append("")
     return "\n".join(lines)
+
+
+def _firewall_filters():
+    """The firewall role's rule derivation (roles/firewall/filter_plugins/firewall.py), the one the hosts use."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("rempart_firewall_filters", REPO / "roles/firewall/filter_plugins/firewall.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _admission_section(named: tuple[str, dict]) -> list[str]:
+    """What each host of one environment admits and sends, as the firewall role renders it."""
+    env, topo = named
+    filters = _firewall_filters()
+    addresses = {}
+    for name, host in topo["hosts"].items():
+        for kind in ADDRESS_KINDS:
+            if host.get(kind):
+                addresses[f"{host[kind]}/32"] = name
+
+    def peers(rule) -> str:
+        if rule["peers"] is None:
+            return "anyone"
+        operators = {str(ipaddress.ip_network(str(c))) for c in _as_list(topo.get("operators"))}
+        return ", ".join(addresses.get(p, f"operators {p}" if p in operators else p) for p in rule["peers"])
+
+    def ports(rule) -> str:
+        return rule["proto"] + (" " + ", ".join(map(str, rule["ports"])) if rule["ports"] else "")
+
+    lines = [
+        "",
+        "## What each host admits (SEG)",
+        "",
+        f"Derived from the flow matrix by the firewall role, shown for the `{env}` environment (the others differ",
+        "only in addresses). Inside the platform everything runs over the WireGuard overlay; the private",
+        "underlay carries WireGuard between the mesh's peers and nothing else; the declared `egress` paths",
+        "are added on every host. Everything else is dropped and counted, in and out.",
+        "",
+        "| Host | Admits (from: what) | Sends (to: what) |",
+        "|---|---|---|",
+    ]
+    bare = {**topo, "egress": []}
+    for host in topo["hosts"]:
+        rules = filters.firewall_rules(bare, host)
+        inbound = [f"{peers(r)} ({r['interface']}): {ports(r)}" for r in rules if r["direction"] == "in" and r["interface"] != "underlay"]
+        outbound = [f"{peers(r)}: {ports(r)}" for r in rules if r["direction"] == "out" and r["interface"] != "underlay"]
+        lines.append(f"| `{host}` | {'<br>'.join(inbound) or '–'} | {'<br>'.join(outbound) or '–'} |")
+    return lines

@@ -17,7 +17,8 @@ description:
   - "Groups: one per zone (C(edge), C(app), C(data), C(mgmt)), one per function (C(waf), C(db), ...),
     one per site (C(site_<name>)), one for the environment (C(env_<name>)). Host variables: C(rempart_site), C(rempart_zone),
     C(rempart_functions), C(rempart_underlay_address), C(rempart_overlay_address),
-    C(rempart_public_address), C(ansible_host). Every host also gets C(rempart_environment) and
+    C(rempart_public_address), C(ansible_host) (the public address of a bastion, the overlay address of
+    every other host). Every host also gets C(rempart_environment) and
     C(rempart_topology), the whole validated model."
 options:
   plugin:
@@ -77,7 +78,9 @@ class InventoryModule(BaseInventoryPlugin):
                 "rempart_public_address": str(spec["public"]) if spec.get("public") else None,
                 # Operators reach the bastion on its public address and every other host through it,
                 # on the private network (the generated ssh_config carries the ProxyJump).
-                "ansible_host": str(spec["public"]) if "bastion" in functions else str(spec["underlay"]),
+                # The bastion is reached on its public address; every other host through it, on the
+                # overlay (playbooks/connect.yml falls back to the underlay until the mesh exists).
+                "ansible_host": str(spec["public"]) if "bastion" in functions else str(spec["overlay"]),
             }
             for key, value in variables.items():
                 self.inventory.set_variable(host, key, value)

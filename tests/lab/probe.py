@@ -1,0 +1,67 @@
+"""Runs on a lab host (piped to python3 over SSH): try every target, print one JSON line per result.
+
+Input on the first line of stdin: {"timeout": seconds, "targets": [[address, proto, port], ...]}. A TCP target is "open" when
+the firewalls let the connection through (it completes, or the host answers with a reset); "answers"
+when a service accepted it. A drop shows as a timeout (by the destination) or as EPERM (by this
+host's own output rules). ICMP: an echo reply. UDP: an answer or a port-unreachable from the host.
+Python's standard library only: the hosts have nothing else.
+"""
+
+import concurrent.futures
+import errno
+import json
+import socket
+import subprocess
+import sys
+
+TIMEOUT = 2.0  # replaced by the input's
+
+
+def tcp(address, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.connect((address, port))
+        return "answers"
+    except ConnectionRefusedError:
+        return "open"
+    except OSError as exc:
+        return "blocked-here" if exc.errno == errno.EPERM else "blocked"
+    finally:
+        sock.close()
+
+
+def udp(address, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.connect((address, port))
+        sock.send(b"rempart-probe")
+        sock.recv(512)
+        return "answers"
+    except ConnectionRefusedError:
+        return "open"
+    except OSError as exc:
+        return "blocked-here" if exc.errno == errno.EPERM else "blocked"
+    finally:
+        sock.close()
+
+
+def icmp(address, _port):
+    wait = str(max(1, round(TIMEOUT)))
+    ping = subprocess.run(["ping", "-n", "-q", "-c", "1", "-W", wait, address], capture_output=True, check=False)
+    return "answers" if ping.returncode == 0 else "blocked"
+
+
+def main():
+    global TIMEOUT  # noqa: PLW0603
+    request = json.loads(sys.stdin.readline())
+    TIMEOUT, targets = float(request["timeout"]), request["targets"]
+    probes = {"tcp": tcp, "udp": udp, "icmp": icmp}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=int(request.get("workers", 64))) as pool:
+        results = pool.map(lambda t: [*t, probes[t[1]](t[0], t[2])], targets)
+        for result in results:
+            print(json.dumps(result))
+
+
+main()
