@@ -67,7 +67,9 @@ SITE_KEYS = {"jurisdiction", "purpose", "description"}
 ZONE_KEYS = {"protection", "reason"}
 FLOW_KEYS = {"from", "to", "ports", "proto", "purpose", "requirements"}
 IDENTITY_KEYS = {"ca_name", "vault_id", "ssh_key_name"}
-EGRESS_KEYS = {"to", "hosts", "proto", "ports", "purpose", "requirements"}
+EGRESS_KEYS = {"to", "service", "hosts", "proto", "ports", "purpose", "requirements"}
+# What a declared path out of the platform serves; roles find their servers by it (common: time, updates).
+EGRESS_SERVICES = ("updates", "time", "dns", "other")
 
 
 class TopologyError(ValueError):
@@ -340,6 +342,8 @@ def validate(topology: dict, others: dict[str, dict] | None = None) -> list[str]
                 errors.append(f"{where}.hosts: {end!r} is not a zone, a function, a host or 'all'.")
         if need.get("proto") not in ("tcp", "udp"):
             errors.append(f"{where}.proto: {need.get('proto')!r} is not tcp or udp.")
+        if need.get("service") not in EGRESS_SERVICES:
+            errors.append(f"{where}.service: {need.get('service')!r} is not one of {', '.join(EGRESS_SERVICES)}: say what the path serves.")
         ports = _as_list(need.get("ports"))
         if not ports:
             errors.append(f"{where}.ports is missing: a declared path names its port(s).")
@@ -529,13 +533,15 @@ def render_page(topologies: dict[str, dict]) -> str:
                 "",
                 "Declared paths out of the platform (each host's own needs; the firewall opens nothing else):",
                 "",
-                "| Hosts | To | Protocol | Ports | Purpose |",
-                "|---|---|---|---|---|",
+                "| Hosts | Service | To | Protocol | Ports | Purpose |",
+                "|---|---|---|---|---|---|",
             ]
             for need in topo["egress"]:
                 hosts = ", ".join(f"`{h}`" for h in _as_list(need.get("hosts", "all")))
                 ports = ", ".join(map(str, _as_list(need["ports"])))
-                lines.append(f"| {hosts} | `{need['to']}` | {need['proto']} | {ports} | {_md(need['purpose'])} |")
+                lines.append(
+                    f"| {hosts} | {need['service']} | `{need['to']}` | {need['proto']} | {ports} | {_md(need['purpose'])} |"
+                )
         lines += ["", "| Host | Site | Zone | Functions | Underlay | Overlay | Public |", "|---|---|---|---|---|---|---|"]
         for name, host in topo["hosts"].items():
             lines.append(

@@ -34,6 +34,8 @@ def test_underlay_carries_wireguard_between_peers_only():
     assert {(r["direction"], r["proto"], tuple(r["ports"])) for r in underlay} == {("in", "udp", (51820,)), ("out", "udp", (51820,))}
     peers = {str(spec["underlay"]) + "/32" for name, spec in LAB["hosts"].items() if name != "app1"}
     assert all(set(r["peers"]) == peers for r in underlay)
+    # From WireGuard's own port only: another program cannot use the underlay, even towards port 51820.
+    assert all(r["source_ports"] == [51820] for r in underlay)
 
 
 def test_ssh_to_the_bastion_only_from_the_operators_and_never_from_the_internet():

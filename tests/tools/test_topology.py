@@ -209,6 +209,7 @@ def test_egress_needs_a_path_a_port_and_a_purpose(lab):
         "egress[0].to is missing: give the address, network or DNS name of the declared path (e.g. the update proxy).",
         "egress[0].hosts: 'dbs' is not a zone, a function, a host or 'all'.",
         "egress[0].proto: 'icmp' is not tcp or udp.",
+        "egress[0].service: None is not one of updates, time, dns, other: say what the path serves.",
         "egress[0].ports: 0 is not a port number (1-65535).",
         "egress[0].purpose is missing: say in a few words what the hosts need it for.",
         "egress[0].requirements: 'X' is not a requirement ID (" + ", ".join(model.REQUIREMENT_IDS) + ").",

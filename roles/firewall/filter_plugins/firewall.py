@@ -33,7 +33,7 @@ def _net(address):
     return str(ipaddress.ip_network(str(address), strict=False))
 
 
-def _rule(direction, kind, peers, proto, ports, comment, state=None):
+def _rule(direction, kind, peers, proto, ports, comment, source_ports=()):
     """One rule: direction in/out, interface kind (overlay, public, underlay, any), peers (None: any)."""
     return {
         "direction": direction,
@@ -41,8 +41,8 @@ def _rule(direction, kind, peers, proto, ports, comment, state=None):
         "peers": None if peers is None else sorted({_net(p) for p in peers}, key=lambda n: ipaddress.ip_network(n)),
         "proto": proto,
         "ports": sorted({int(p) for p in _as_list(ports)}),
+        "source_ports": sorted({int(p) for p in source_ports}),
         "comment": comment,
-        "state": state,
     }
 
 
@@ -78,8 +78,9 @@ def firewall_rules(topology, host, resolved=None, wireguard_port=51820):
     # WireGuard itself, the only thing the underlay carries.
     underlay_peers = [spec["underlay"] for name, spec in sorted(hosts.items()) if name != host]
     if underlay_peers:
-        rules.append(_rule("in", "underlay", underlay_peers, "udp", [wireguard_port], "WireGuard from the mesh's peers"))
-        rules.append(_rule("out", "underlay", underlay_peers, "udp", [wireguard_port], "WireGuard to the mesh's peers"))
+        # From WireGuard's port to WireGuard's port: no other program may use the underlay, even on that port.
+        rules.append(_rule("in", "underlay", underlay_peers, "udp", [wireguard_port], "WireGuard from the mesh's peers", [wireguard_port]))
+        rules.append(_rule("out", "underlay", underlay_peers, "udp", [wireguard_port], "WireGuard to the mesh's peers", [wireguard_port]))
     # Declared paths out of the platform (updates, time): new connections out, their replies in.
     for index, need in enumerate(topology.get("egress") or []):
         if not any(host in _members(topology, end) for end in _as_list(need.get("hosts", "all"))):

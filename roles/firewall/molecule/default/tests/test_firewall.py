@@ -78,6 +78,17 @@ def test_allowed_flow_is_open_over_the_overlay_only():
     assert not connects("fw-app", db["underlay"], 5432), "the underlay carries WireGuard only"
 
 
+def test_only_wireguard_itself_may_use_the_underlay():
+    """Even towards WireGuard's port, a datagram from another program is refused at the source."""
+    db = HOSTS["fw-db"]
+    send = (
+        "python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.sendto(b\"clear\", (\"{db['underlay']}\", 51820))'"
+    )
+    result = node("fw-app").run(send)
+    assert result.rc != 0 and "PermissionError" in result.stderr, result.stderr
+
+
 def test_flows_not_in_the_matrix_are_closed():
     app, db = HOSTS["fw-app"], HOSTS["fw-db"]
     assert not connects("fw-app", db["overlay"], 5433), "a port no flow names"
