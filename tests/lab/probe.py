@@ -21,27 +21,15 @@ import time
 TIMEOUT = 2.0  # replaced by the input's
 
 
-def tcp(address, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def stream(address, port, kind):
+    """TCP: connect. UDP: send one datagram, wait for an answer or the port-unreachable."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
     sock.settimeout(TIMEOUT)
     try:
         sock.connect((address, port))
-        return "answers"
-    except ConnectionRefusedError:
-        return "open"
-    except OSError as exc:
-        return "blocked-here" if exc.errno == errno.EPERM else "blocked"
-    finally:
-        sock.close()
-
-
-def udp(address, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(TIMEOUT)
-    try:
-        sock.connect((address, port))
-        sock.send(b"rempart-probe")
-        sock.recv(512)
+        if kind == "udp":
+            sock.send(b"rempart-probe")
+            sock.recv(512)
         return "answers"
     except ConnectionRefusedError:
         return "open"
@@ -86,7 +74,7 @@ def main():
     global TIMEOUT  # noqa: PLW0603
     request = json.loads(sys.stdin.readline())
     TIMEOUT, targets = float(request["timeout"]), request["targets"]
-    probes = {"tcp": tcp, "udp": udp, "icmp": icmp}
+    probes = {"tcp": lambda a, p: stream(a, p, "tcp"), "udp": lambda a, p: stream(a, p, "udp"), "icmp": icmp}
     with concurrent.futures.ThreadPoolExecutor(max_workers=int(request.get("workers", 64))) as pool:
         results = pool.map(lambda t: [*t, probes[t[1]](t[0], t[2])], targets)
         for result in results:
