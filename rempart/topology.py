@@ -552,7 +552,7 @@ def render_page(topologies: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _firewall_filters():
+def firewall_filters():
     """The firewall role's rule derivation (roles/firewall/filter_plugins/firewall.py), the one the hosts use."""
     import importlib.util  # noqa: PLC0415
 
@@ -565,7 +565,7 @@ def _firewall_filters():
 def _admission_section(named: tuple[str, dict]) -> list[str]:
     """What each host of one environment admits and sends, as the firewall role renders it."""
     env, topo = named
-    filters = _firewall_filters()
+    filters = firewall_filters()
     addresses = {}
     for name, host in topo["hosts"].items():
         for kind in ADDRESS_KINDS:

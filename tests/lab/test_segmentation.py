@@ -129,7 +129,7 @@ def test_reachability_matrix_equals_the_flow_matrix(capture):
     expected = expected_open()
     # A first packet may wait for a WireGuard handshake: what the matrix allows but did not get through
     # is tried once more, with more time. (Nothing is retried the other way: an open port is a fact.)
-    address_of = {f"{name}/{kind}": str(spec[kind]) for name, spec in HOSTS.items() for kind in model.ADDRESS_KINDS if spec.get(kind)}
+    address_of = {end: address for address, end in by_address.items()}
     retry: dict[str, list] = {}
     for src, dst, proto, port in expected - observed:
         retry.setdefault(src, []).append([address_of[dst], proto, port])

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from rempart import topology as model
 
-SPEC = importlib.util.spec_from_file_location("firewall_filters", model.REPO / "roles/firewall/filter_plugins/firewall.py")
-firewall = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(firewall)
+firewall = model.firewall_filters()
 
 pytestmark = pytest.mark.SEG
 LAB = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)

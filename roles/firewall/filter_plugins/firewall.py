@@ -3,30 +3,22 @@
 ``firewall_rules`` turns the flow matrix into the host's input and output rules; the role's
 template writes them as nftables. ``firewall_admits`` answers whether a set of input rules lets a
 given source reach a port on an interface: the role asks it about its own SSH session before loading
-a ruleset (no lock-out). Self-contained on purpose: the role needs nothing but the topology mapping
-the inventory gives every host (``rempart_topology``).
+a ruleset (no lock-out). Which hosts a flow end stands for is the topology model's answer
+(``rempart.topology.members``), the same the validator, the docs and the lab tests use.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import sys
+from pathlib import Path
 
-OUTSIDE = ("internet", "operators")
+REPO = Path(__file__).resolve().parents[3]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-
-def _as_list(value):
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _groups_of(topology, host):
-    spec = topology["hosts"][host]
-    return {spec["zone"], host, "all", *_as_list(spec.get("functions"))}
-
-
-def _members(topology, end):
-    return sorted(h for h in topology["hosts"] if end in _groups_of(topology, h))
+from rempart.topology import OUTSIDE_ENDS, members  # noqa: E402
+from rempart.topology import _as_list as as_list  # noqa: E402
 
 
 def _net(address):
@@ -40,7 +32,7 @@ def _rule(direction, kind, peers, proto, ports, comment, source_ports=()):
         "interface": kind,
         "peers": None if peers is None else sorted({_net(p) for p in peers}, key=lambda n: ipaddress.ip_network(n)),
         "proto": proto,
-        "ports": sorted({int(p) for p in _as_list(ports)}),
+        "ports": sorted({int(p) for p in as_list(ports)}),
         "source_ports": sorted({int(p) for p in source_ports}),
         "comment": comment,
     }
@@ -56,23 +48,23 @@ def firewall_rules(topology, host, resolved=None, wireguard_port=51820):
     rules = []
     for index, flow in enumerate(topology.get("flows") or []):
         src, dst, proto = flow["from"], flow["to"], flow["proto"]
-        ports = _as_list(flow.get("ports"))
+        ports = as_list(flow.get("ports"))
         label = f"flows[{index}] {src} -> {dst}: {' '.join(str(flow['purpose']).split())}"
         # Into this host.
-        if host in _members(topology, dst):
+        if host in members(topology, dst):
             if src == "internet":
                 if me.get("public"):
                     rules.append(_rule("in", "public", None, proto, ports, label))
             elif src == "operators":
                 if me.get("public"):
-                    rules.append(_rule("in", "public", _as_list(topology.get("operators")), proto, ports, label))
+                    rules.append(_rule("in", "public", as_list(topology.get("operators")), proto, ports, label))
             else:
-                peers = [hosts[h]["overlay"] for h in _members(topology, src) if h != host]
+                peers = [hosts[h]["overlay"] for h in members(topology, src) if h != host]
                 if peers:
                     rules.append(_rule("in", "overlay", peers, proto, ports, label))
         # Out of this host.
-        if src not in OUTSIDE and host in _members(topology, src):
-            peers = [hosts[h]["overlay"] for h in _members(topology, dst) if h != host]
+        if src not in OUTSIDE_ENDS and host in members(topology, src):
+            peers = [hosts[h]["overlay"] for h in members(topology, dst) if h != host]
             if peers:
                 rules.append(_rule("out", "overlay", peers, proto, ports, label))
     # WireGuard itself, the only thing the underlay carries.
@@ -83,13 +75,13 @@ def firewall_rules(topology, host, resolved=None, wireguard_port=51820):
         rules.append(_rule("out", "underlay", underlay_peers, "udp", [wireguard_port], "WireGuard to the mesh's peers", [wireguard_port]))
     # Declared paths out of the platform (updates, time): new connections out, their replies in.
     for index, need in enumerate(topology.get("egress") or []):
-        if not any(host in _members(topology, end) for end in _as_list(need.get("hosts", "all"))):
+        if not any(host in members(topology, end) for end in as_list(need.get("hosts", "all"))):
             continue
         target = str(need["to"])
         try:
             addresses = [_net(target)]
         except ValueError:
-            addresses = _as_list(resolved.get(target))
+            addresses = as_list(resolved.get(target))
             if not addresses:
                 raise ValueError(
                     f"egress[{index}].to: {target} does not resolve on {host}: fix the name in the topology "
