@@ -100,9 +100,6 @@ lab: venv image ## Bring the reference stack up on the local container engine
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml -e rempart_target=lab
 
 lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)
-	@command -v tcpdump >/dev/null || { echo "lab-test: installing tcpdump (the underlay capture)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump >/dev/null || \
-	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump >/dev/null; }; }
 	@python -m pytest -q -p no:cacheprovider tests/lab
 
 lab-down: venv ## Remove exactly what the lab created (containers, networks, .lab/)

@@ -108,9 +108,12 @@ def wait(timeout_s: float = START_TIMEOUT_S) -> None:
 
 
 def ensure_client_tools() -> None:
-    """The controller's SSH client: the lab and the tests reach hosts over SSH."""
+    """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH) and tcpdump
+    (the lab tests capture the underlay to prove that nothing crosses it in clear)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
+    if not shutil.which("tcpdump"):
+        apt_install(["tcpdump"], "the lab tests capture the underlay (nothing in clear)")
 
 
 def ensure() -> None:

@@ -78,7 +78,7 @@ def run_probe(source: str, targets: list[list], timeout: float = 2.0, workers: i
 def capture(tmp_path_factory):
     """tcpdump on the underlay's bridge, host to host only, for the whole module."""
     if not shutil.which("tcpdump"):
-        pytest.fail("tcpdump is missing on the engine host: `make lab-test` installs it (apt-get install tcpdump)")
+        pytest.fail("tcpdump is missing on the engine host: `make engine` installs it (apt-get install tcpdump)")
     network = json.loads(subprocess.run(["docker", "network", "inspect", UNDERLAY_NETWORK], capture_output=True,
                                         text=True, check=True).stdout)[0]
     bridge = network["Options"].get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}"
