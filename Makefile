@@ -18,13 +18,20 @@ export NO_MKDOCS_2_WARNING := 1
 MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
 LAB_INVENTORY := inventories/lab
 
-.PHONY: help venv engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
+.PHONY: help venv tools engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
         molecule molecule-all test lab lab-test lab-down clean requirements audit bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-venv: $(VENV_STAMP) ## Create the virtualenv with the pinned tools (requirements.txt)
+# The one place that puts the repository on Python's path: the virtualenv's site-packages learn it,
+# so that Ansible's plugins, the tools and the tests all import the same `rempart` package.
+REMPART_PTH := $(VENV)/.rempart-path-$(shell echo $(CURDIR) | sha256sum | cut -c1-12)
+$(REMPART_PTH): $(VENV_STAMP)
+	@$(VENV)/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/rempart-repo.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
+	@rm -f $(VENV)/.rempart-path-* && touch $@
+
+venv: $(VENV_STAMP) $(REMPART_PTH) ## Create the virtualenv with the pinned tools (requirements.txt)
 $(VENV_STAMP): requirements.txt
 	@echo "venv: installing pinned tools into $(VENV)"
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { test "$$(id -u)" = 0 && \
@@ -33,6 +40,7 @@ $(VENV_STAMP): requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
+
 
 engine: ## Make sure a Docker engine answers (installs Debian's docker.io if root on Debian)
 	@$(PYTHON) -m rempart engine
@@ -49,7 +57,10 @@ ansible-lint: venv
 
 lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
 
-pytest: venv ## Unit tests of the project's Python tooling (tests/)
+tools: ## The controller's own tools (SSH client, tcpdump, nft), installed when missing
+	@$(PYTHON) -m rempart engine --tools
+
+pytest: venv tools ## Unit tests of the project's Python tooling (tests/)
 	@python -m pytest -q tests/tools
 
 audit: venv image ## Score the hardening baseline (Lynis, ssh-audit, second run) into docs/results/hardening.json, then make docs

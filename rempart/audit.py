@@ -76,8 +76,13 @@ def lynis(run: Runner) -> dict:
     }
 
 
-def ssh_audit(address: str, port: int = 22) -> dict:
-    """ssh-audit (the PyPI release in this virtualenv) against one sshd: failures and warnings."""
+def ssh_audit(address: str, port: int | None = None) -> dict:
+    """ssh-audit (the PyPI release in this virtualenv) against one sshd (by default on the lab topology's
+    ssh port): failures and warnings."""
+    if port is None:
+        from rempart import topology  # noqa: PLC0415 - the audit's setup steps run before the virtualenv
+
+        port = topology.port(topology.load(topology.INVENTORIES / "lab" / topology.TOPOLOGY_FILE), "ssh")
     tool = Path(sys.executable).parent / "ssh-audit"
     result = subprocess.run([str(tool), "-j", "-p", str(port), address], capture_output=True, text=True, check=False)
     report = json.loads(result.stdout)
@@ -136,6 +141,7 @@ def second_run(address: str, ephemeral: Path) -> dict:
             **os.environ,
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            "ANSIBLE_INVENTORY_ENABLED": "ini",  # the inventory written above
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral),

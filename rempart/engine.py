@@ -108,12 +108,15 @@ def wait(timeout_s: float = START_TIMEOUT_S) -> None:
 
 
 def ensure_client_tools() -> None:
-    """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH) and tcpdump
-    (the lab tests capture the underlay to prove that nothing crosses it in clear)."""
+    """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH), tcpdump
+    (the lab tests capture the underlay to prove that nothing crosses it in clear) and nft (the tool
+    tests check rendered rulesets with `nft -c`)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
         apt_install(["tcpdump"], "the lab tests capture the underlay (nothing in clear)")
+    if not shutil.which("nft") and not Path("/usr/sbin/nft").exists():
+        apt_install(["nftables"], "the tool tests check rendered firewall rules with nft -c")
 
 
 def ensure() -> None:
@@ -127,8 +130,12 @@ def ensure() -> None:
     print("engine: Docker engine answers", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: ARG001 - no options
+def main(argv: list[str] | None = None) -> int:
+    """``engine``: the controller's tools and a Docker engine; ``engine --tools``: the tools only."""
     try:
+        if argv and argv[0] == "--tools":
+            ensure_client_tools()
+            return 0
         ensure()
     except (EngineError, subprocess.CalledProcessError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

@@ -295,9 +295,10 @@ TOPOLOGY_PAGE = REPO / "docs" / "topology.md"
 
 def topology_page() -> str:
     from . import topology  # noqa: PLC0415 - only the docs need it
+    from .topology.docs import render_page  # noqa: PLC0415
 
     ordered = {env: topo for env in topology.ENVIRONMENTS if (topo := topology.load_all().get(env))}
-    return topology.render_page(ordered)
+    return render_page(ordered, topology.read(topology.INVENTORIES / "reference.yml").data)
 
 
 def stale_pages(pages: dict[str, str], docs_dir: Path = DOCS_DIR) -> list[str]:

@@ -1,37 +1,37 @@
-"""Inventory plugin: an environment's ``topology.yml`` becomes Ansible groups and host variables."""
+"""Inventory plugin: an environment's ``topology.yml`` becomes Ansible groups and host variables.
+
+A shim over ``rempart.topology`` (importable from the project's virtualenv, where ``make venv`` puts
+the repository on the path): all reading and checking happens there.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin
+
+from rempart import topology as model
 
 DOCUMENTATION = r"""
 name: rempart_topology
 short_description: Rempart's topology file as an inventory
 description:
-  - Reads C(inventories/<env>/topology.yml) (sites, zones, hosts, flow matrix), validates it against
-    itself and the other environments, and fails before any host is touched when it is wrong.
-  - "Groups: one per zone (C(edge), C(app), C(data), C(mgmt)), one per function (C(waf), C(db), ...),
-    one per site (C(site_<name>)), one for the environment (C(env_<name>)). Host variables: C(rempart_site), C(rempart_zone),
-    C(rempart_functions), C(rempart_underlay_address), C(rempart_overlay_address),
+  - Reads C(inventories/<env>/topology.yml) (services, sites, zones, hosts, flow matrix) on top of the
+    file it extends, validates it against the schema, the rules and the other environments, and fails
+    before any host is touched when it is wrong, with the file, the line, the place and the fix.
+  - "Groups: one per zone, one per function, one per site (C(site_<name>)) and one for the environment
+    (C(env_<name>)); the prefixes are the topology's C(wiring). Host variables: C(rempart_site),
+    C(rempart_zone), C(rempart_functions), C(rempart_underlay_address), C(rempart_overlay_address),
     C(rempart_public_address), C(ansible_host) (the public address of a bastion, the overlay address of
-    every other host). Every host also gets C(rempart_environment) and
-    C(rempart_topology), the whole validated model."
+    every other host) and C(ansible_port) (the C(ssh) service's port). Every host also gets
+    C(rempart_environment) and C(rempart_topology), the whole validated model."
 options:
   plugin:
     description: Token that marks the file as a topology.
     required: true
     choices: [rempart_topology]
 """
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from rempart import topology as model  # noqa: E402
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -45,26 +45,27 @@ class InventoryModule(BaseInventoryPlugin):
         try:
             topology = model.check(Path(path))
         except model.TopologyError as exc:
-            raise AnsibleParserError(str(exc)) from None
+            # Not an AnsibleParserError: that would let the next plugin try the file and bury this message.
+            raise AnsibleError(str(exc)) from None
 
+        wiring = topology["wiring"]
         environment = topology["environment"]
         self.inventory.set_variable("all", "rempart_environment", environment)
         self.inventory.set_variable("all", "rempart_topology", topology)
-        for name in model.ZONES:
-            self.inventory.add_group(name)
-        for name in model.FUNCTIONS:
+        for name in (*topology["zones"], *topology["functions"]):
             self.inventory.add_group(name)
         for site in topology["sites"]:
-            self.inventory.add_group(f"site_{site}")
+            self.inventory.add_group(wiring["site_group_prefix"] + site)
         # Groups add up across inventories where variables overwrite each other: env_<name> tells
         # a run that was given two environments' inventories at once.
-        env_group = self.inventory.add_group(f"env_{environment}")
+        env_group = self.inventory.add_group(wiring["environment_group_prefix"] + environment)
+        ssh_port = model.port(topology, "ssh")
 
         for host, spec in topology["hosts"].items():
             self.inventory.add_host(host, group=env_group)
             self.inventory.add_host(host, group=spec["zone"])
-            self.inventory.add_host(host, group=f"site_{spec['site']}")
-            functions = list(spec.get("functions") or [])
+            self.inventory.add_host(host, group=wiring["site_group_prefix"] + spec["site"])
+            functions = list(spec["functions"])
             for function in functions:
                 self.inventory.add_host(host, group=function)
             variables = {
@@ -76,11 +77,10 @@ class InventoryModule(BaseInventoryPlugin):
                 "rempart_underlay_address": str(spec["underlay"]),
                 "rempart_overlay_address": str(spec["overlay"]),
                 "rempart_public_address": str(spec["public"]) if spec.get("public") else None,
-                # Operators reach the bastion on its public address and every other host through it,
-                # on the private network (the generated ssh_config carries the ProxyJump).
                 # The bastion is reached on its public address; every other host through it, on the
                 # overlay (playbooks/connect.yml falls back to the underlay until the mesh exists).
                 "ansible_host": str(spec["public"]) if "bastion" in functions else str(spec["overlay"]),
+                "ansible_port": ssh_port,
             }
             for key, value in variables.items():
                 self.inventory.set_variable(host, key, value)

@@ -16,6 +16,7 @@ from rempart import topology as model
 pytestmark = [pytest.mark.LINK, pytest.mark.KEY]
 
 TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+WG = TOPOLOGY["wiring"]["overlay_interface"]
 ROTATED = "db1"
 # The monitoring host may ping every host (flow monitoring -> all, icmp).
 PINGER = model.members(TOPOLOGY, "monitoring")[0]
@@ -25,7 +26,7 @@ ONE_HANDSHAKE = 5.0
 
 
 def public_key(host: str) -> str:
-    result = ssh(host, "sudo wg show wg0 public-key")
+    result = ssh(host, f"sudo wg show {WG} public-key")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

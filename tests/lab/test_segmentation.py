@@ -3,7 +3,7 @@
 1. Reachability matrix: from every host to every other (overlay and underlay addresses) and from the
    client to the public addresses, every port the flow matrix names plus common ones. The set of
    (source, destination, port) that the firewalls let through must equal what the flow matrix says.
-2. Public surface: from the client, only the edge's 80/443 may answer.
+2. Public surface: from the client, only the edge's public services may answer.
 3. Nothing in clear: while the tests above run, everything captured between hosts on the underlay is
    WireGuard (UDP on the mesh's port, WireGuard message types).
 The capture runs on the engine host's bridge of the underlay network, for the whole module.
@@ -31,9 +31,14 @@ pytestmark = [pytest.mark.SEG, pytest.mark.LINK, pytest.mark.ENC]
 TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 HOSTS = TOPOLOGY["hosts"]
 UNDERLAY_NETWORK = "rempart-lab-private"
-WIREGUARD_PORT = 51820
-COMMON_TCP = (22, 25, 53, 80, 443, 2379, 2380, 3306, 5432, 6514, 8008, 8080, 8432, 8443, 9090, 9093, 9100, 9187)
-COMMON_UDP = (53, 123, WIREGUARD_PORT)
+WIREGUARD_PORT = model.port(TOPOLOGY, "wireguard")
+WG = TOPOLOGY["wiring"]["overlay_interface"]
+SERVICES = TOPOLOGY["services"].values()
+# Besides every port of every service: well-known ports no service of the platform uses (mail, MySQL,
+# an alternative HTTP), which must be closed everywhere.
+FOREIGN_TCP = (25, 3306, 8080)
+COMMON_TCP = tuple(sorted({p for s in SERVICES if s["proto"] == "tcp" for p in s.get("ports", [])} | set(FOREIGN_TCP)))
+COMMON_UDP = tuple(sorted({p for s in SERVICES if s["proto"] == "udp" for p in s.get("ports", [])}))
 PROBE = (Path(__file__).parent / "probe.py").read_text(encoding="utf-8")
 # The client's scan of the public addresses: the well-known ports and every port named above.
 PUBLIC_SCAN = sorted(set(range(1, 1025)) | set(COMMON_TCP))
@@ -41,7 +46,7 @@ PUBLIC_SCAN = sorted(set(range(1, 1025)) | set(COMMON_TCP))
 
 def matrix_ports() -> list[tuple[str, int]]:
     """(proto, port) tried everywhere: every port of the flow matrix, the common ones, and ICMP."""
-    named = {(f.proto, port) for f in model.flows(TOPOLOGY) for port in f.ports}
+    named = {(o.proto, port) for o in model.openings(TOPOLOGY) for port in o.ports}
     common = {("tcp", p) for p in COMMON_TCP} | {("udp", p) for p in COMMON_UDP}
     return sorted(named | common) + [("icmp", 0)]
 
@@ -49,14 +54,15 @@ def matrix_ports() -> list[tuple[str, int]]:
 def expected_open() -> set[tuple[str, str, str, int]]:
     """(source, destination address kind + host, proto, port) the flow matrix opens, as seen from the lab."""
     expected = set()
-    for flow in model.flows(TOPOLOGY):
-        ports = flow.ports or (0,)
-        sources = ["client"] if flow.src == "internet" else [] if flow.src == "operators" else model.members(TOPOLOGY, flow.src)
-        kind = "public" if flow.src in model.OUTSIDE_ENDS else "overlay"
+    for opening in model.openings(TOPOLOGY):
+        ports = opening.ports or (0,)
+        src_end = opening.src
+        sources = ["client"] if src_end == "internet" else [] if src_end == "operators" else model.members(TOPOLOGY, src_end)
+        kind = "public" if src_end in model.OUTSIDE_ENDS else "overlay"
         for src in sources:
-            for dst in model.members(TOPOLOGY, flow.dst):
+            for dst in model.members(TOPOLOGY, opening.dst):
                 if dst != src:
-                    expected |= {(src, f"{dst}/{kind}", flow.proto, port) for port in ports}
+                    expected |= {(src, f"{dst}/{kind}", opening.proto, port) for port in ports}
     # What the probes can see: TCP, UDP and ICMP (not VRRP).
     probed = set(matrix_ports())
     return {triple for triple in expected if (triple[2], triple[3]) in probed}
@@ -177,16 +183,17 @@ def test_public_surface_is_the_edge_only():
     targets = [[address, "tcp", port] for address in publics for port in PUBLIC_SCAN]
     results = run_probe("client", targets, timeout=1.0, workers=256)
     answered = {(publics[address], port) for address, _proto, port, outcome in results if outcome == "answers"}
-    edge = {(name, port) for name in model.members(TOPOLOGY, "waf") for port in (80, 443)}
+    public = {p for s in SERVICES if s.get("public") for p in s.get("ports", [])}
+    edge = {(name, port) for name in model.members(TOPOLOGY, "waf") for port in public}
     print(f"\npublic surface: {len(targets)} ports tried from the client, answered: {sorted(answered) or 'none'}")
-    assert answered <= edge, f"answering from the internet beyond the edge's 80/443: {sorted(answered - edge)}"
+    assert answered <= edge, f"answering from the internet beyond the edge's public services: {sorted(answered - edge)}"
     bastion = [name for name in publics.values() if name in model.members(TOPOLOGY, "bastion")]
     assert not any(name in bastion for name, _port in answered), "the bastion answers someone outside the operators' ranges"
 
 
 @pytest.mark.parametrize("host", sorted(HOSTS))
 def test_mesh_has_a_recent_handshake_with_every_peer(host):
-    result = ssh(host, "sudo wg show wg0 latest-handshakes; date +%s")
+    result = ssh(host, f"sudo wg show {WG} latest-handshakes; date +%s")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split()
     now, handshakes = int(lines[-1]), [int(t) for t in lines[1:-1:2]]

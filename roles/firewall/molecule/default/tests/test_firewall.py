@@ -14,6 +14,8 @@ import testinfra
 import testinfra.utils.ansible_runner
 import yaml
 
+from rempart import topology as model
+
 pytestmark = pytest.mark.SEG
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -23,8 +25,15 @@ SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
     TOPOLOGY = yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]
 HOSTS = TOPOLOGY["hosts"]
+# Services and wiring as the scenario has them: the lab topology's (see .config/molecule/config.yml).
+LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+SSH, POSTGRESQL, WIREGUARD = (model.port(LAB, name) for name in ("ssh", "postgresql", "wireguard"))
+WG = LAB["wiring"]["overlay_interface"]
+# A port no service uses, next to PostgreSQL's.
+UNUSED = next(p for p in range(POSTGRESQL + 1, 65536)
+              if all(p not in model.as_list(s.get("ports")) for s in LAB["services"].values()))
 # Ports with a listener on every host during the tests: one the matrix opens (app -> db), one it does not.
-LISTENED = (5432, 5433)
+LISTENED = (POSTGRESQL, UNUSED)
 
 
 def node(name: str):
@@ -74,8 +83,8 @@ def test_ruleset_loads_at_boot(host):
 
 def test_allowed_flow_is_open_over_the_overlay_only():
     db = HOSTS["fw-db"]
-    assert connects("fw-app", db["overlay"], 5432), "app -> db 5432 is in the matrix"
-    assert not connects("fw-app", db["underlay"], 5432), "the underlay carries WireGuard only"
+    assert connects("fw-app", db["overlay"], POSTGRESQL), "app -> db (postgresql) is in the matrix"
+    assert not connects("fw-app", db["underlay"], POSTGRESQL), "the underlay carries WireGuard only"
 
 
 def test_only_wireguard_itself_may_use_the_underlay():
@@ -83,7 +92,7 @@ def test_only_wireguard_itself_may_use_the_underlay():
     db = HOSTS["fw-db"]
     send = (
         "python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-        f"s.sendto(b\"clear\", (\"{db['underlay']}\", 51820))'"
+        f"s.sendto(b\"clear\", (\"{db['underlay']}\", {WIREGUARD}))'"
     )
     result = node("fw-app").run(send)
     assert result.rc != 0 and "PermissionError" in result.stderr, result.stderr
@@ -91,26 +100,26 @@ def test_only_wireguard_itself_may_use_the_underlay():
 
 def test_flows_not_in_the_matrix_are_closed():
     app, db = HOSTS["fw-app"], HOSTS["fw-db"]
-    assert not connects("fw-app", db["overlay"], 5433), "a port no flow names"
-    assert not connects("fw-db", app["overlay"], 5432), "the reverse direction of a flow"
-    assert not connects("fw-bastion", db["overlay"], 5432), "a flow from another zone"
+    assert not connects("fw-app", db["overlay"], UNUSED), "a port no flow names"
+    assert not connects("fw-db", app["overlay"], POSTGRESQL), "the reverse direction of a flow"
+    assert not connects("fw-bastion", db["overlay"], POSTGRESQL), "a flow from another zone"
 
 
 def test_ssh_only_from_the_bastion_over_the_overlay():
     app, db = HOSTS["fw-app"], HOSTS["fw-db"]
-    assert connects("fw-bastion", app["overlay"], 22)
-    assert connects("fw-bastion", db["overlay"], 22)
-    assert not connects("fw-app", db["overlay"], 22)
-    assert not connects("fw-bastion", db["underlay"], 22)
+    assert connects("fw-bastion", app["overlay"], SSH)
+    assert connects("fw-bastion", db["overlay"], SSH)
+    assert not connects("fw-app", db["overlay"], SSH)
+    assert not connects("fw-bastion", db["underlay"], SSH)
 
 
 def test_public_side_admits_the_operators_only_on_their_port():
     bastion = HOSTS["fw-bastion"]
     # This test runs on the public network's gateway, the operators' range.
-    with socket.create_connection((bastion["public"], 22), timeout=3):
+    with socket.create_connection((bastion["public"], SSH), timeout=3):
         pass
     with pytest.raises(OSError):
-        socket.create_connection((bastion["public"], 5432), timeout=3)
+        socket.create_connection((bastion["public"], POSTGRESQL), timeout=3)
 
 
 def test_icmp_follows_the_matrix():
@@ -123,7 +132,7 @@ def test_icmp_follows_the_matrix():
 
 
 def test_mesh_still_up_behind_the_firewall():
-    out = node("fw-app").check_output("wg show wg0 latest-handshakes")
+    out = node("fw-app").check_output(f"wg show {WG} latest-handshakes")
     times = [int(line.split()[1]) for line in out.splitlines() if line.strip()]
     assert len(times) == len(HOSTS) - 1 and all(times), out
 
@@ -133,8 +142,8 @@ def test_drops_are_counted_and_rate_limited_logs_are_configured():
     before_underlay, before_out = counter("fw-db", "underlay_dropped"), counter("fw-app", "output_dropped")
     # From the underlay network's gateway (this machine): not a peer, and not WireGuard.
     with pytest.raises(OSError):
-        socket.create_connection((db["underlay"], 22), timeout=2)
-    connects("fw-app", HOSTS["fw-bastion"]["overlay"], 5432)
+        socket.create_connection((db["underlay"], SSH), timeout=2)
+    connects("fw-app", HOSTS["fw-bastion"]["overlay"], POSTGRESQL)
     assert counter("fw-db", "underlay_dropped") > before_underlay
     assert counter("fw-app", "output_dropped") > before_out
     rules = node("fw-db").check_output("nft list chain inet rempart input")
@@ -145,9 +154,9 @@ def test_receiver_holds_when_a_sender_breaks_the_matrix():
     """A compromised app server that opens its own output still meets the database's input rules."""
     db = HOSTS["fw-db"]
     before = counter("fw-db", "input_dropped")
-    node("fw-app").check_output("nft 'insert rule inet rempart output oifname \"wg0\" tcp dport 5433 accept'")
+    node("fw-app").check_output(f"nft 'insert rule inet rempart output oifname \"{WG}\" tcp dport {UNUSED} accept'")
     try:
-        assert not connects("fw-app", db["overlay"], 5433)
+        assert not connects("fw-app", db["overlay"], UNUSED)
     finally:
         node("fw-app").check_output("/usr/local/sbin/rempart-firewall apply")
     assert counter("fw-db", "input_dropped") > before

@@ -1,0 +1,166 @@
+"""The platform's topology, one file per environment: ``inventories/<env>/topology.yml``.
+
+Vocabulary, services, sites, zones, hosts and the flow matrix are written there once (the shared part
+in ``inventories/reference.yml``, which each environment ``extends``). The inventory plugin
+(``plugins/inventory/rempart_topology.py``) turns the file into Ansible groups and host variables;
+every role (firewall, WireGuard, sshd, monitoring, lab containers, docs tables) derives its facts from it.
+
+``check()`` reads a file and refuses it, before any host is touched, with messages that name the file,
+the line, the place (``hosts.db1.underlay``) and the fix: first its shape (``schema/topology.schema.json``),
+then the rules of ``rules.py``, alone and against the other environments. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import rules, schema
+from .rules import ADDRESS_KINDS, OUTSIDE_ENDS, SPECIAL_ENDS, as_list, groups_of, hosts_with, members
+from .source import Source, TopologyError, display, locate, merge, read
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORIES = REPO / "inventories"
+TOPOLOGY_FILE = "topology.yml"
+
+ENVIRONMENTS = schema.enum("properties", "environment")
+REQUIREMENT_IDS = schema.enum("$defs", "requirement")
+PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
+
+__all__ = [
+    "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
+    "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
+    "load", "load_all", "members", "openings", "port", "read", "validate",
+]
+
+
+@dataclass(frozen=True)
+class Flow:
+    src: str
+    dst: str
+    services: tuple[str, ...]
+    purpose: str
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One service of one flow: what a firewall opens for it."""
+
+    index: int
+    src: str
+    dst: str
+    service: str
+    proto: str
+    ports: tuple[int, ...]
+    purpose: str
+
+
+def sources(path: Path) -> list[Source]:
+    """The file and the one it extends, each as read (shape errors of either raise TopologyError)."""
+    own = read(path)
+    found = [own]
+    base_name = own.data.get("extends")
+    if base_name:
+        base_path = (Path(path).parent / str(base_name)).resolve()
+        if not base_path.is_file():
+            raise TopologyError(display(path), [locate(f"extends: {base_name!r} does not exist next to {Path(path).name}: fix the path.", [own])])
+        found.append(read(base_path))
+    errors = []
+    for source in found:
+        errors += [locate(message, [source]) for message in schema.shape_errors(source.data)]
+    if errors:
+        raise TopologyError(display(path), errors)
+    return found
+
+
+def load(path: Path) -> dict:
+    """One environment's topology, on top of the file it ``extends``; its shape checked, not its rules."""
+    found = sources(Path(path))
+    merged = found[-1].data if len(found) > 1 else {}
+    return merge(merged, found[0].data) if len(found) > 1 else dict(found[0].data)
+
+
+def load_all(inventories: Path = INVENTORIES) -> dict[str, dict]:
+    """Every environment's topology whose file can be read, by environment name (the folder's name)."""
+    found = {}
+    for path in sorted(Path(inventories).glob(f"*/{TOPOLOGY_FILE}")):
+        try:
+            found[path.parent.name] = load(path)
+        except TopologyError:
+            continue  # reported when that environment itself is checked
+    return found
+
+
+def validate(topology: dict, others: dict[str, dict] | None = None) -> list[str]:
+    """Every problem of a merged ``topology``; ``others`` are the other environments' topologies, by name."""
+    errors = schema.shape_errors(topology) + schema.missing_keys(topology)
+    if errors:
+        return errors
+    env = topology["environment"]
+    others = {name: other for name, other in (others or {}).items() if name != env and other.get("environment") != env}
+    for _family, check_family in rules.FAMILIES:
+        errors += check_family(topology, others)
+    return errors
+
+
+def check(path: Path, inventories: Path | None = None) -> dict:
+    """Read and validate one environment against the others; raise TopologyError when wrong."""
+    path = Path(path)
+    found = sources(path)
+    topology = merge(found[1].data, found[0].data) if len(found) > 1 else dict(found[0].data)
+    root = Path(inventories) if inventories is not None else path.parent.parent
+    others = {env: t for env, t in load_all(root).items() if env != path.parent.name}
+    errors = validate(topology, others)
+    environment = topology.get("environment")
+    if not errors and path.parent.name != environment:
+        errors.append(
+            f"environment: {environment!r} but the file is in inventories/{path.parent.name}/: "
+            "an inventory describes the environment it is named after."
+        )
+    if errors:
+        raise TopologyError(display(path), [locate(message, found) for message in errors])
+    return topology
+
+
+# --- derived views --------------------------------------------------------------------------------
+
+
+def flows(topology: dict) -> list[Flow]:
+    return [
+        Flow(src=f["from"], dst=f["to"], services=tuple(f["services"]), purpose=" ".join(str(f["purpose"]).split()),
+             requirements=tuple(as_list(f["requirements"])))
+        for f in topology.get("flows") or []
+    ]
+
+
+def openings(topology: dict) -> list[Opening]:
+    """Each (flow, service) of the matrix with its protocol and ports, in the matrix's order."""
+    found = []
+    for index, flow in enumerate(flows(topology)):
+        for name in flow.services:
+            service = topology["services"][name]
+            found.append(Opening(index, flow.src, flow.dst, name, service["proto"], tuple(as_list(service.get("ports"))), flow.purpose))
+    return found
+
+
+def port(topology: dict, service: str) -> int:
+    """The (first) port of a named service: port(topology, 'wireguard')."""
+    return int(as_list(topology["services"][service].get("ports"))[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rempart topology [ENV|FILE ...]``: validate environments (all by default)."""
+    targets = argv or sorted(p.parent.name for p in INVENTORIES.glob(f"*/{TOPOLOGY_FILE}"))
+    status = 0
+    for target in targets:
+        path = Path(target) if target.endswith((".yml", ".yaml")) else INVENTORIES / target / TOPOLOGY_FILE
+        try:
+            check(path)
+        except TopologyError as exc:
+            print(f"topology: {exc}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"topology: {display(path)}: valid")
+    return status
