@@ -61,15 +61,16 @@ def sources(path: Path) -> list[Source]:
     """The file and the one it extends, each as read (shape errors of either raise TopologyError)."""
     own = read(path)
     found = [own]
+    errors = [locate(message, [own]) for message in schema.shape_errors(own.data)]
     base_name = own.data.get("extends")
-    if base_name:
-        base_path = (Path(path).parent / str(base_name)).resolve()
+    if base_name and isinstance(base_name, str):
+        base_path = (Path(path).parent / base_name).resolve()
         if not base_path.is_file():
-            raise TopologyError(display(path), [locate(f"extends: {base_name!r} does not exist next to {Path(path).name}: fix the path.", [own])])
-        found.append(read(base_path))
-    errors = []
-    for source in found:
-        errors += [locate(message, [source]) for message in schema.shape_errors(source.data)]
+            errors.append(locate(f"extends: {base_name!r} does not exist next to {Path(path).name}: fix the path.", [own]))
+        else:
+            base = read(base_path)
+            found.append(base)
+            errors += [locate(message, [base]) for message in schema.shape_errors(base.data)]
     if errors:
         raise TopologyError(display(path), errors)
     return found

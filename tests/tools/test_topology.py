@@ -476,3 +476,11 @@ def test_schema_is_published_and_named_by_every_topology_file():
         target = first.split("$schema=", 1)[-1]
         assert first.startswith("# yaml-language-server: $schema="), path
         assert (path.parent / target).resolve() == schema_file, path
+
+
+@pytest.mark.parametrize("extends", ["[../reference.yml]", "../nowhere.yml", "../lab"])
+def test_a_wrong_extends_is_refused(inventories, extends):
+    path = inventories / "lab" / model.TOPOLOGY_FILE
+    path.write_text(path.read_text().replace("extends: ../reference.yml", f"extends: {extends}"))
+    errors = refused(path)
+    assert errors and all("topology.yml:" in e and "extends" in e for e in errors), errors
