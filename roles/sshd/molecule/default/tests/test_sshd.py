@@ -11,12 +11,15 @@ import pytest
 import testinfra.utils.ansible_runner
 
 from rempart import audit
+from rempart import topology as model
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("all")
 
 KEYS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+# The port of the ssh service, as the scenario's rempart_topology has it (the lab topology's).
+SSH_PORT = model.port(model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE), "ssh")
 # Targets of the HARD requirement, measured by ssh-audit (PyPI release, not Debian's).
 SSH_AUDIT_MAX_FAIL = int(os.environ.get("SSH_AUDIT_MAX_FAIL", "0"))
 SSH_AUDIT_MAX_WARN = int(os.environ.get("SSH_AUDIT_MAX_WARN", "0"))
@@ -94,7 +97,8 @@ def test_a_run_that_would_lock_itself_out_stops_before_any_change(host, address,
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'\n"
     )
     (tmp_path / "play.yml").write_text(
-        "- hosts: target\n  gather_facts: false\n  vars:\n    sshd_allow_groups: [wheel]\n  roles: [sshd]\n"
+        "- hosts: target\n  gather_facts: false\n  vars:\n    sshd_allow_groups: [wheel]\n"
+        f"    sshd_port: {SSH_PORT}\n  roles: [sshd]\n"
     )
     bin_dir = Path(sys.executable).parent
     result = subprocess.run(
