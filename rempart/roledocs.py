@@ -88,6 +88,17 @@ def load_role(path: Path) -> Role:
     )
 
 
+def _documented_options(role: Role, options: dict) -> dict:
+    """The options as the page shows them: a templated default that only defaults/main.yml holds is shown too."""
+    shown = {}
+    for name, spec in (options or {}).items():
+        spec = dict(spec or {})
+        if "default" not in spec and _templated(role.defaults.get(name)):
+            spec["default"] = role.defaults[name]
+        shown[name] = spec
+    return shown
+
+
 def load_roles(roles_dir: Path = ROLES_DIR) -> list[Role]:
     return [load_role(p) for p in sorted(roles_dir.iterdir()) if (p / "tasks").is_dir()]
 
@@ -98,6 +109,10 @@ def load_roles(roles_dir: Path = ROLES_DIR) -> list[Role]:
 def _normalise(value):
     """Compare defaults the way YAML means them: 1 and '1' differ, tuples and lists do not."""
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _templated(value) -> bool:
+    return isinstance(value, str) and "{{" in value
 
 
 def _check_options(role: str, where: str, options: dict, errors: list[str]) -> None:
@@ -159,6 +174,10 @@ def check_role(role: Role) -> list[str]:
         if spec.get("required"):
             errors.append(f"{role.name}: {name} is required in {where_specs} yet has a default in {where_defaults}.")
         if "default" not in spec:
+            if _templated(role.defaults[name]):
+                # Ansible templates the argument spec itself: a default that reads other variables
+                # (the topology) stays in defaults/main.yml only, and the page shows it from there.
+                continue
             errors.append(
                 f"{role.name}: {name} has a default in {where_defaults} but none in {where_specs}: "
                 f"add default: {json.dumps(role.defaults[name])}."
@@ -242,7 +261,7 @@ def render_role(role: Role) -> str:
         if entry == "main" and role.requirement_ids:
             links = ", ".join(f"`{rid}`" for rid in role.requirement_ids)
             lines += [f"**Requirements** (task tags): {links}", ""]
-        options = spec.get("options") or {}
+        options = _documented_options(role, spec.get("options") or {})
         heading = "## Variables" if entry == "main" else f"### Variables of `{entry}`"
         lines += [heading, ""]
         if not options:
