@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv tools engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-test lab-down clean requirements audit bench
+        molecule molecule-all test lab lab-test drift lab-down clean requirements audit bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,27 +91,45 @@ molecule: venv image ## Run one role's molecule scenario: make molecule ROLE=com
 
 molecule-all: venv image
 	@for role in $(MOLECULE_ROLES); do \
-	  echo "=== molecule: $$role"; \
+	  echo "=== molecule: $$role"; start=$$(date +%s); \
 	  $(MAKE) molecule ROLE=$$role || exit 1; \
+	  echo "=== molecule: $$role passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
-TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test
+TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test drift
 
-test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, then the lab and its tests
-	@for step in $(TEST_STEPS); do \
+test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, the lab, its tests and drift; a timing table at the end
+	@table=""; total=0; status=0; \
+	for step in $(TEST_STEPS); do \
 	  printf '\n\033[1m---------- make %s ----------\033[0m\n' "$$step"; \
 	  start=$$(date +%s); \
-	  $(MAKE) $$step || { echo "make test: '$$step' failed"; exit 1; }; \
-	  echo "make test: '$$step' passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	  if $(MAKE) $$step; then result=passed; else result=FAILED; status=1; fi; \
+	  took=$$(( $$(date +%s) - start )); total=$$(( total + took )); \
+	  echo "make test: '$$step' $$result in $$took s"; \
+	  table="$$table$$(printf '%-14s %-7s %6d s' "$$step" "$$result" "$$took")\n"; \
+	  test $$status = 0 || break; \
+	done; \
+	printf '\n\033[1m---------- make test: time of each step ----------\033[0m\n'; \
+	printf "$$table"; printf '%-14s %-7s %6d s\n' total "$$( test $$status = 0 && echo passed || echo FAILED )" "$$total"; \
+	exit $$status
 
 lab: venv image ## Bring the reference stack up on the local container engine
-	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/up.yml
-	@ansible-playbook -i $(LAB_INVENTORY) playbooks/bootstrap.yml -e rempart_target=lab
-	@ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml -e rempart_target=lab
+	@for phase in lab/up bootstrap site; do \
+	  start=$$(date +%s); \
+	  ansible-playbook -i $(LAB_INVENTORY) playbooks/$$phase.yml -e rempart_target=lab || exit 1; \
+	  echo "lab: playbooks/$$phase.yml took $$(( $$(date +%s) - start )) s"; \
+	done
+	@printf '\n\033[1mThe lab is up.\033[0m Next:\n'
+	@printf '  ssh -F .lab/ssh_config bastion1     (or any host: %s)\n' "$$(ansible -i $(LAB_INVENTORY) all --list-hosts 2>/dev/null | tail -n +2 | xargs)"
+	@printf '  .lab/endpoints.json                 addresses, URLs and the lab CA of this lab\n'
+	@printf '  make lab-test | make drift          the lab tests | what differs from the code\n'
+	@printf '  make docs-serve                     the docs, on http://127.0.0.1:8000/\n'
 
 lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)
 	@python -m pytest -q -p no:cacheprovider tests/lab
+
+drift: venv ## Fail when an environment differs from the code: site.yml --check --diff (ENV=lab; ARGS for more options)
+	@python -m rempart drift $(or $(ENV),lab) $(ARGS)
 
 lab-down: venv ## Remove exactly what the lab created (containers, networks, .lab/)
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/down.yml

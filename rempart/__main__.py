@@ -15,6 +15,7 @@ COMMANDS = {
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
     "audit": ("rempart.audit", "score the hardening baseline with Lynis and ssh-audit, time its second run"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
+    "drift": ("rempart.drift", "run the site playbook with --check --diff against an environment; fail on any change"),
 }
 
 

@@ -1,8 +1,8 @@
 """The hardening page of the docs, generated from the code and from a results file.
 
 Sources, none typed into the page:
-- the controls of the baseline role (``roles/baseline/vars/main.yml``: ``baseline_controls``), the
-  files and data that implement them (``baseline_files``, ``baseline_sysctl``, ...) and the CIS tags
+- the controls of the baseline role (``roles/baseline/vars/main.yml``: ``__baseline_controls``), the
+  files and data that implement them (``__baseline_files``, ``baseline_sysctl``, ...) and the CIS tags
   on the tasks of every role (the SSH controls live in role ``sshd``);
 - the exceptions of the role's defaults (each with its reason);
 - the measured results (``docs/results/hardening.json``, written by ``make audit``): Lynis,
@@ -54,16 +54,16 @@ def baseline_data() -> dict:
     variables = yaml.safe_load((BASELINE / "vars" / "main.yml").read_text(encoding="utf-8"))
     defaults = yaml.safe_load((BASELINE / "defaults" / "main.yml").read_text(encoding="utf-8"))
     where: dict[str, list[str]] = {}
-    for entry in variables["baseline_files"]:
+    for entry in variables["__baseline_files"]:
         for control in entry.get("controls", []):
             where.setdefault(control, []).append(f"`{entry['path']}`")
     for key, label in (("baseline_sysctl", "sysctl"), ("baseline_blocked_modules", "module"),
                        ("baseline_absent_packages", "package absent")):
         for item in defaults[key]:
             where.setdefault(item["id"], []).append(f"{label} `{item['name']}`")
-    for control, path, *_ in variables["baseline_permissions"]:
+    for control, path, *_ in variables["__baseline_permissions"]:
         where.setdefault(control, []).append(f"mode of `{path}`")
-    return {"controls": variables["baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"]}
+    return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"]}
 
 
 def check(results: dict | None) -> list[str]:
@@ -75,9 +75,9 @@ def check(results: dict | None) -> list[str]:
     baseline_tags = {tag for tag, uses in tags.items() if any(role == "baseline" for role, _ in uses)}
     implemented = baseline_tags | set(data["where"])
     for control in sorted(catalogue - implemented, key=_sort_key):
-        errors.append(f"roles/baseline: control {control} is in baseline_controls but no task tag, file or data item implements it")
+        errors.append(f"roles/baseline: control {control} is in __baseline_controls but no task tag, file or data item implements it")
     for control in sorted(implemented - catalogue, key=_sort_key):
-        errors.append(f"roles/baseline: {control} is used by a task or data item but missing from baseline_controls (vars/main.yml)")
+        errors.append(f"roles/baseline: {control} is used by a task or data item but missing from __baseline_controls (vars/main.yml)")
     if results is None:
         errors.append(f"{RESULTS.relative_to(REPO)} is missing: run `make audit` and commit it")
         return errors

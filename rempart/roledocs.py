@@ -8,6 +8,8 @@ topology (from the inventories).
 - a variable of ``defaults/main.yml`` is not in the argument specs, or the other way round
   (an optional variable with no default), or their defaults differ;
 - a variable is not prefixed with the role's name, or has no description;
+- an internal name (``vars/main.yml``, ``register``, ``set_fact``) does not start with ``__<role>_``, or
+  a handler's name (or ``listen`` topic) does not start with ``<Role> | `` (handler names are global);
 - a generated page is stale (the specs changed and ``make docs`` was not run).
 """
 
@@ -153,6 +155,7 @@ def check_role(role: Role) -> list[str]:
                 f"({', '.join(REQUIREMENT_IDS)}): fix it, or write the tag in lower case if it is not one."
             )
 
+    errors += _internal_names(role)
     options = main.get("options") or {}
     prefix = f"{role.name}_"
     for name in sorted(set(options) | set(role.defaults)):
@@ -187,6 +190,38 @@ def check_role(role: Role) -> list[str]:
                 f"{role.name}: {name} defaults to {json.dumps(role.defaults[name])} in {where_defaults} "
                 f"but to {json.dumps(spec['default'])} in {where_specs}: make them equal."
             )
+    return errors
+
+
+_REGISTERED = re.compile(r"^\s*register: ([A-Za-z_][A-Za-z0-9_]*)\s*$", re.M)
+_SET_FACT = re.compile(r"^(\s*)ansible\.builtin\.set_fact:\s*\n((?:\1\s+.*\n?)+)", re.M)
+
+
+def _internal_names(role: Role) -> list[str]:
+    """Internal variables carry ``__<role>_``; handlers are named ``<Role> | ...`` (they share one namespace)."""
+    errors = []
+    internal = f"__{role.name}_"
+    names: dict[str, str] = {name: "vars/main.yml" for name in _load_yaml(role.path / "vars" / "main.yml")}
+    for path in sorted((role.path / "tasks").glob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        for name in _REGISTERED.findall(text):
+            names.setdefault(name, f"tasks/{path.name} (register)")
+        for indent, body in _SET_FACT.findall(text):
+            for line in body.splitlines():
+                match = re.match(rf"^{indent}  ([A-Za-z_][A-Za-z0-9_]*):", line)
+                if match and match.group(1) != "cacheable":
+                    names.setdefault(match.group(1), f"tasks/{path.name} (set_fact)")
+    for name, where in sorted(names.items()):
+        if not name.startswith(internal):
+            errors.append(f"{role.name}: internal variable {name} ({where}) does not start with '{internal}': rename it.")
+    handlers = _load_yaml(role.path / "handlers" / "main.yml")
+    label = f"{role.name.capitalize()} | "
+    for handler in handlers if isinstance(handlers, list) else []:
+        for key in ("name", "listen"):
+            value = handler.get(key)
+            for text in value if isinstance(value, list) else [value] if value else []:
+                if not str(text).startswith(label):
+                    errors.append(f"{role.name}: handler {key} {text!r} does not start with {label!r}: handler names are global, prefix it.")
     return errors
 
 

@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def validate(*args: str) -> subprocess.CompletedProcess:
+def validate(*args: str, playbook: str = "playbooks/validate.yml") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), *args, "playbooks/validate.yml"],
+        [str(BIN / "ansible-playbook"), *args, playbook],
         capture_output=True, text=True, check=False, cwd=REPO,
         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/tmp", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
              "ANSIBLE_NOCOLOR": "1"},
@@ -48,3 +50,29 @@ def test_the_right_environment_passes_validation():
                  ["-i", "inventories/prod", "-e", "rempart_target=prod", "-e", "rempart_confirm_prod=yes"]):
         result = validate(*args)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Every playbook that can be run alone (each tier, bootstrap, rotation) validates before anything else.
+ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
+         "playbooks/rotate-wireguard-keys.yml"]
+
+
+@pytest.mark.parametrize("playbook", ALONE)
+def test_every_playbook_run_alone_refuses_a_missing_target(playbook):
+    result = validate("-i", "inventories/dev", playbook=playbook)
+    assert result.returncode != 0
+    assert "add -e rempart_target=dev" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("playbook", ALONE)
+def test_every_playbook_run_alone_refuses_prod_without_confirmation(playbook):
+    result = validate("-i", "inventories/prod", "-e", "rempart_target=prod", playbook=playbook)
+    assert result.returncode != 0
+    assert "Add -e rempart_confirm_prod=yes" in " ".join(result.stdout.split())
+
+
+def test_the_playbooks_are_all_covered():
+    """A new playbook in playbooks/ (not a helper imported by others) is added to ALONE."""
+    helpers = {"playbooks/validate.yml", "playbooks/connect.yml"}
+    found = {str(p.relative_to(REPO)) for p in (REPO / "playbooks").glob("*.yml")}
+    assert found - helpers == set(ALONE)

@@ -117,9 +117,9 @@ def render(topology: dict, host: str) -> str:
     if topology["hosts"][host].get("public"):
         interfaces["public"] = "eth2"
     return env.get_template(TEMPLATE.name).render(
-        ansible_managed="Managed by Ansible", firewall_host=host, firewall_me=topology["hosts"][host],
-        firewall_log_rate="10/minute", firewall_log_burst=20, firewall_interfaces=interfaces,
-        firewall_rules_list=firewall.firewall_rules(topology, host, RESOLVED),
+        ansible_managed="Managed by Ansible", firewall_host=host, __firewall_me=topology["hosts"][host],
+        firewall_log_rate="10/minute", firewall_log_burst=20, __firewall_interfaces=interfaces,
+        __firewall_rules_list=firewall.firewall_rules(topology, host, RESOLVED),
     )
 
 

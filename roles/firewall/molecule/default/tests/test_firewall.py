@@ -131,12 +131,6 @@ def test_icmp_follows_the_matrix():
     assert node("fw-db").run(f"ping -c 1 -W 2 {bastion['overlay']}").rc != 0
 
 
-def test_mesh_still_up_behind_the_firewall():
-    out = node("fw-app").check_output(f"wg show {WG} latest-handshakes")
-    times = [int(line.split()[1]) for line in out.splitlines() if line.strip()]
-    assert len(times) == len(HOSTS) - 1 and all(times), out
-
-
 def test_drops_are_counted_and_rate_limited_logs_are_configured():
     db = HOSTS["fw-db"]
     before_underlay, before_out = counter("fw-db", "underlay_dropped"), counter("fw-app", "output_dropped")

@@ -1,36 +1,47 @@
-"""The mesh seen from its hosts: every peer answers over the overlay, keys stay where they were made."""
+"""The WireGuard mesh of the network tier's scenario (roles wireguard and firewall together), seen from
+its hosts: keys stay where they were made, every peer shakes hands, a reload keeps the tunnel."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
 import testinfra
 import testinfra.utils.ansible_runner
+import yaml
 
 from rempart import topology as model
 
+pytestmark = [pytest.mark.LINK, pytest.mark.ENC]
+
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("all")
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
+    HOSTS = yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]["hosts"]
 # The interface name is the topology's wiring (the scenario's rempart_topology, from the lab's).
 WG = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)["wiring"]["overlay_interface"]
-OVERLAY = {"wg-dc1-a": "10.99.0.1", "wg-dc1-b": "10.99.0.2", "wg-dc2-a": "10.99.0.3"}
 
 
-def test_every_peer_answers_over_the_overlay(host):
-    me = host.backend.get_hostname()
-    for peer, address in OVERLAY.items():
-        if peer == me:
+def node(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def test_the_bastion_reaches_every_peer_over_the_overlay():
+    """The flow matrix lets the bastion ping everyone: every tunnel carries traffic."""
+    for peer, spec in HOSTS.items():
+        if "bastion" in spec["functions"]:
             continue
         # Until one reply, for up to 12 s: a first handshake that crosses the peer's own may need
         # WireGuard's retry (REKEY_TIMEOUT, 5 s) on a loaded machine.
-        result = host.run(f"ping -c 1 -w 12 -I {WG} {address}")
-        assert result.rc == 0, f"{me} -> {peer} ({address}): {result.stdout}{result.stderr}"
+        result = node("fw-bastion").run(f"ping -c 1 -w 12 -I {WG} {spec['overlay']}")
+        assert result.rc == 0, f"bastion -> {peer}: {result.stdout}{result.stderr}"
 
 
 def test_handshakes_with_every_peer(host):
     handshakes = host.run(f"wg show {WG} latest-handshakes").stdout.split("\n")
     times = [int(line.split()[1]) for line in handshakes if line.strip()]
-    assert len(times) == len(OVERLAY) - 1
+    assert len(times) == len(HOSTS) - 1
     assert all(t > 0 for t in times)
 
 
@@ -42,12 +53,9 @@ def test_private_key_is_root_only_and_not_in_the_config(host):
     assert host.file("/etc/wireguard").mode == 0o700
 
 
-def test_each_host_has_its_own_key(host):
-    keys = {
-        h: testinfra.get_host(f"ansible://{h}?ansible_inventory={INVENTORY}").run(f"wg show {WG} public-key").stdout.strip()
-        for h in OVERLAY
-    }
-    assert len(set(keys.values())) == len(OVERLAY)
+def test_each_host_has_its_own_key():
+    keys = {name: node(name).run(f"wg show {WG} public-key").stdout.strip() for name in HOSTS}
+    assert len(set(keys.values())) == len(HOSTS)
 
 
 def test_service_survives_a_configuration_reload(host):
