@@ -67,9 +67,14 @@ audit: venv image ## Score the hardening baseline (Lynis, ssh-audit, second run)
 	@python -m rempart audit
 	@$(MAKE) --no-print-directory docs
 
-bench: venv image ## Time the idempotent second run of the baseline over SSH (part of make audit), print the figures
+bench: venv image ## Time the baseline's second run over SSH, and a second `make lab` with its profile (per phase, role, task)
 	@python -m rempart audit --out $(CURDIR)/.bench-hardening.json
 	@python -c "import json; r = json.load(open('.bench-hardening.json'))['run']; print(json.dumps(r, indent=2))"
+	@log=$$(mktemp); $(MAKE) lab >$$log 2>&1 || { tail -40 $$log; rm -f $$log; exit 1; }; rm -f $$log
+	@start=$$(date +%s); \
+	  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles PROFILE_TASKS_TASK_OUTPUT_LIMIT=15 \
+	  $(MAKE) lab | sed 's/\x1b\[[0-9;]*m//g' | grep -E ' -{2,} +[0-9.]+s$$|^lab: |changed=[1-9]' ; \
+	  echo "bench: second make lab took $$(( $$(date +%s) - start )) s"
 
 docs: venv ## Regenerate the generated pages and build the site into site/
 	@python -m rempart docs

@@ -45,6 +45,16 @@ def hosts_with(topology: dict, function: str) -> list[str]:
     return sorted(n for n, h in topology["hosts"].items() if function in h["functions"])
 
 
+def held_data(topology: dict, host: dict) -> list[str]:
+    """The host's functions that keep the platform's data."""
+    return [f for f in host["functions"] if (topology["functions"].get(f) or {}).get("holds_data")]
+
+
+def faced(topology: dict, host: dict) -> set[str]:
+    """The outside ends (internet, operators) the host's functions may be reached from."""
+    return {end for f in host["functions"] for end in (topology["functions"].get(f) or {}).get("faces", [])}
+
+
 def _network(text: str):
     try:
         return ipaddress.ip_network(str(text), strict=True)
@@ -134,7 +144,7 @@ def hosts(topology: dict) -> list[str]:
             if function not in functions:
                 errors.append(f"{where}.functions: {function!r} is not a known function ({', '.join(functions)}).")
         zone = zones.get(host["zone"]) or {}
-        held = [f for f in host["functions"] if (functions.get(f) or {}).get("holds_data")]
+        held = held_data(topology, host)
         if held and zone.get("holds_data", True) is False:
             errors.append(
                 f"{where}.zone: {name} holds data ({', '.join(held)}) but zone {host['zone']} may hold none: "
@@ -148,7 +158,7 @@ def locality(topology: dict) -> list[str]:
     errors = []
     allowed = [str(j) for j in topology["jurisdictions_allowed"]]
     for name, host in topology["hosts"].items():
-        held = [f for f in host["functions"] if (topology["functions"].get(f) or {}).get("holds_data")]
+        held = held_data(topology, host)
         site = topology["sites"].get(host["site"]) or {}
         if held and site and site["jurisdiction"] not in allowed:
             errors.append(
@@ -166,7 +176,7 @@ def addresses(topology: dict) -> list[str]:
     operators = [n for n in (_network(c) for c in as_list(topology.get("operators"))) if n is not None]
     seen: dict[str, str] = {}
     for name, host in topology["hosts"].items():
-        faces = {end for f in host["functions"] for end in (topology["functions"].get(f) or {}).get("faces", [])}
+        faces = faced(topology, host)
         for kind in ADDRESS_KINDS:
             if kind not in host:
                 continue
@@ -304,8 +314,7 @@ def exposure(topology: dict) -> list[str]:
             for name in members(topology, flow["to"]):
                 if not topology["hosts"][name].get("public"):
                     continue  # reported by flows(): no public address
-                host_faces = {e for f in topology["hosts"][name]["functions"] for e in (topology["functions"].get(f) or {}).get("faces", [])}
-                if flow["from"] not in host_faces:
+                if flow["from"] not in faced(topology, topology["hosts"][name]):
                     errors.append(
                         f"{where}.to: {name} would be reached from {flow['from']}, but none of its functions "
                         f"({', '.join(topology['hosts'][name]['functions'])}) faces {flow['from']}: narrow the flow."
