@@ -1,5 +1,7 @@
-# Runs in a lab machine as root. Creates the image's default admin user with the lab key and
-# passwordless sudo, like cloud-init does on a cloud image. Prints "changed" when it changed anything.
+# Runs in a lab machine as root, through the engine (what a cloud's metadata service and console do).
+# Creates the image's default admin user with the lab key and passwordless sudo, like cloud-init on a
+# cloud image; waits until sshd runs (a fresh container under load may take a while); prints the
+# host's ed25519 key on a line "hostkey: ...". Prints "changed" for each thing it changed.
 set -eu
 home="/home/$LAB_USER"
 if ! id "$LAB_USER" >/dev/null 2>&1; then
@@ -19,3 +21,13 @@ if [ "$(cat /etc/sudoers.d/90-cloud-init-users 2>/dev/null)" != "$rule" ]; then
   chmod 0440 /etc/sudoers.d/90-cloud-init-users
   echo changed
 fi
+tries=0
+until systemctl is-active -q ssh; do
+  tries=$((tries + 1))
+  if [ "$tries" -gt 60 ]; then
+    echo "sshd is not active after 90 s: systemctl status ssh" >&2
+    exit 1
+  fi
+  sleep 1.5
+done
+echo "hostkey: $(cat /etc/ssh/ssh_host_ed25519_key.pub)"
