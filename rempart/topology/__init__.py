@@ -78,9 +78,12 @@ def sources(path: Path) -> list[Source]:
 
 def load(path: Path) -> dict:
     """One environment's topology, on top of the file it ``extends``; its shape checked, not its rules."""
-    found = sources(Path(path))
-    merged = found[-1].data if len(found) > 1 else {}
-    return merge(merged, found[0].data) if len(found) > 1 else dict(found[0].data)
+    return _merged(sources(Path(path)))
+
+
+def _merged(found: list[Source]) -> dict:
+    """The environment's file on top of the one it extends (or alone)."""
+    return merge(found[1].data, found[0].data) if len(found) > 1 else dict(found[0].data)
 
 
 def load_all(inventories: Path = INVENTORIES) -> dict[str, dict]:
@@ -110,7 +113,7 @@ def check(path: Path, inventories: Path | None = None) -> dict:
     """Read and validate one environment against the others; raise TopologyError when wrong."""
     path = Path(path)
     found = sources(path)
-    topology = merge(found[1].data, found[0].data) if len(found) > 1 else dict(found[0].data)
+    topology = _merged(found)
     root = Path(inventories) if inventories is not None else path.parent.parent
     others = {env: t for env, t in load_all(root).items() if env != path.parent.name}
     errors = validate(topology, others)
