@@ -41,7 +41,6 @@ $(VENV_STAMP): requirements.txt
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-
 engine: ## Make sure a Docker engine answers (installs Debian's docker.io if root on Debian)
 	@$(PYTHON) -m rempart engine
 

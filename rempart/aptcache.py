@@ -9,16 +9,19 @@ as a forward proxy for the Debian archive only:
   (``proxy_cache_lock``);
 - index files pass through uncached, so apt always sees the archive as it is.
 
-Containers reach it as ``host.docker.internal:3143`` through the apt setting written to
+Containers reach it as ``host.docker.internal:<port>`` through the apt setting written to
 ``proxy_conf_path()`` and mounted into each of them. When it cannot run (not root on Debian and no
 nginx), that file says so and containers use the mirrors directly: slower, never wrong.
 
-Standard library only: this runs before the project's virtualenv exists.
+Its port is the lab topology's ``update-proxy`` service (the path the lab hosts' firewalls open), read
+from ``inventories/lab/topology.yml``. Standard library only: this runs before the project's
+virtualenv exists, so that one line is read without a YAML parser.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,7 +31,22 @@ from pathlib import Path
 
 from . import engine
 
-PORT = 3143
+LAB_TOPOLOGY = Path(__file__).resolve().parent.parent / "inventories" / "lab" / "topology.yml"
+
+
+def _lab_port() -> int:
+    """The port of the lab topology's update-proxy service, written there once."""
+    text = LAB_TOPOLOGY.read_text(encoding="utf-8")
+    match = re.search(r"^\s+update-proxy:\s*\{[^}\n]*\bports:\s*\[(\d+)\]", text, re.M)
+    if not match:
+        raise SystemExit(
+            f"aptcache: {LAB_TOPOLOGY} declares no `update-proxy: {{..., ports: [PORT], ...}}` service on one line: "
+            "the package cache listens on that port; declare it there."
+        )
+    return int(match.group(1))
+
+
+PORT = _lab_port()
 PROXY_URL = f"http://host.docker.internal:{PORT}"
 # The only archive the proxy forwards to (it is no open proxy).
 ALLOWED_HOSTS = ("deb.debian.org", "security.debian.org")

@@ -1,0 +1,48 @@
+"""What an operator sees: expected probing is one plain line, a real failure stays a red fatal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Probe | does the thing answer?
+      ansible.builtin.command: "false"
+      changed_when: false
+      ignore_errors: true
+      vars:
+        rempart_probe: the thing does not answer yet; the other way is used
+    - name: Unmarked | a failure nobody expected, ignored
+      ansible.builtin.command: "false"
+      changed_when: false
+      ignore_errors: true
+    - name: Probe | a real failure of a probing task that does not expect it
+      ansible.builtin.command: "false"
+      changed_when: false
+      vars:
+        rempart_probe: never shown
+"""
+
+
+def test_expected_probing_is_one_plain_line_and_real_failures_stay_loud(tmp_path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "probe: [localhost]: the thing does not answer yet; the other way is used" in output
+    # The marked, expected negative answer prints no fatal; the two others do, in full.
+    assert output.count("fatal: [localhost]: FAILED!") == 2, output
+    assert "never shown" not in output
