@@ -7,11 +7,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: rempart_files
-short_description: Write (or remove) many small configuration files in one call
+short_description: Write (or remove) many small configuration files, their directories and links in one call
 description:
   - >-
     Each file is given by its whole content (rendered on the controller, for example with
     C(lookup('ansible.builtin.template', ...))), owner, group and mode, or by C(state=absent).
+    A directory (C(state=directory)) and a symbolic link (C(state=link) with C(src)) are given the same way.
+  - Entries are handled in list order, so a directory comes before the files it holds.
   - >-
     A changed file is written to a temporary file next to it, checked with its C(validate) command
     when one is given, then renamed over the old one; a file that fails validation never goes live.
@@ -28,11 +30,18 @@ options:
     required: true
     suboptions:
       path: {description: Absolute path., type: str, required: true}
-      content: {description: Whole content (required unless state=absent)., type: str}
-      owner: {description: Owner., type: str, default: root}
-      group: {description: Group., type: str, default: root}
-      mode: {description: Octal mode as a string., type: str, default: "0644"}
-      state: {description: present or absent., type: str, default: present, choices: [present, absent]}
+      content: {description: Whole content (required when state=present)., type: str}
+      src: {description: What the link points to (required when state=link)., type: str}
+      owner: {description: Owner (of a file or directory)., type: str, default: root}
+      group: {description: Group (of a file or directory)., type: str, default: root}
+      mode: {description: Octal mode as a string (of a file or directory; default 0644 for a file, 0755 for a directory)., type: str}
+      state:
+        description: >-
+          present (a file with this content), absent (nothing at the path, only a file or a link
+          is removed), directory or link.
+        type: str
+        default: present
+        choices: [present, absent, directory, link]
       validate: {description: Command run on the temporary file (%s) before it replaces the file., type: str}
 author: Rempart maintainers
 """
@@ -47,11 +56,18 @@ EXAMPLES = r"""
         validate: visudo -cf %s
       - path: /etc/cron.deny
         state: absent
+      - path: /etc/systemd/system/chrony.service.d
+        state: directory
+      - path: /etc/localtime
+        state: link
+        src: /usr/share/zoneinfo/Etc/UTC
 """
 
 RETURN = r"""
 changed_paths:
-  description: Paths whose content, owner, group or mode changed (or would change in check mode).
+  description: >-
+    Paths whose content, owner, group, mode or link target changed (or would change in check mode),
+    in the order given.
   type: list
   elements: str
   returned: always
@@ -68,6 +84,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def _read(path):
+    """The file's content; None when there is no file (a link in its place is replaced by the file)."""
+    if os.path.islink(path):
+        return None
     try:
         with open(path, "rb") as handle:
             return handle.read()
@@ -90,13 +109,14 @@ def main():
                 options=dict(
                     path=dict(type="str", required=True),
                     content=dict(type="str"),
+                    src=dict(type="str"),
                     owner=dict(type="str", default="root"),
                     group=dict(type="str", default="root"),
-                    mode=dict(type="str", default="0644"),
-                    state=dict(type="str", default="present", choices=["present", "absent"]),
+                    mode=dict(type="str"),
+                    state=dict(type="str", default="present", choices=["present", "absent", "directory", "link"]),
                     validate=dict(type="str"),
                 ),
-                required_if=[("state", "present", ["content"])],
+                required_if=[("state", "present", ["content"]), ("state", "link", ["src"])],
             )
         ),
         supports_check_mode=True,
@@ -108,10 +128,27 @@ def main():
             module.fail_json(msg=f"rempart_files: path {path!r} is not absolute")
         if spec["state"] == "absent":
             if os.path.lexists(path):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    module.fail_json(msg=f"rempart_files: {path} is a directory; state=absent removes files and links only")
                 changed_paths.append(path)
                 diffs.append({"before_header": path, "after_header": path, "before": "(present)\n", "after": "(absent)\n"})
                 if not module.check_mode:
                     os.unlink(path)
+            continue
+        if spec["state"] == "link":
+            current_target = os.readlink(path) if os.path.islink(path) else None
+            if current_target == spec["src"]:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                module.fail_json(msg=f"rempart_files: {path} is a directory, not a link to {spec['src']}")
+            changed_paths.append(path)
+            diffs.append({"before_header": path, "after_header": path,
+                          "before": f"-> {current_target}\n" if current_target else "(no link)\n",
+                          "after": f"-> {spec['src']}\n"})
+            if not module.check_mode:
+                temporary = os.path.join(os.path.dirname(path), f".rempart-link-{os.getpid()}")
+                os.symlink(spec["src"], temporary)
+                os.replace(temporary, path)
             continue
         try:
             uid = pwd.getpwnam(spec["owner"]).pw_uid
@@ -122,7 +159,28 @@ def main():
                 changed_paths.append(path)
                 continue
             module.fail_json(msg=f"rempart_files: {path}: unknown owner or group ({error})")
-        mode = int(spec["mode"], 8)
+        directory_wanted = spec["state"] == "directory"
+        mode = int(spec["mode"] or ("0755" if directory_wanted else "0644"), 8)
+        if directory_wanted:
+            if os.path.isdir(path) and not os.path.islink(path):
+                if not _attributes_differ(path, uid, gid, mode):
+                    continue
+                changed_paths.append(path)
+                if not module.check_mode:
+                    os.chown(path, uid, gid)
+                    os.chmod(path, mode)
+                continue
+            if os.path.lexists(path):
+                module.fail_json(msg=f"rempart_files: {path} exists and is not a directory")
+            changed_paths.append(path)
+            diffs.append({"before_header": path, "after_header": path, "before": "(absent)\n", "after": "(directory)\n"})
+            if not module.check_mode:
+                os.makedirs(path, mode=mode)
+                os.chown(path, uid, gid)
+                os.chmod(path, mode)
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            module.fail_json(msg=f"rempart_files: {path} is a directory, not a file")
         wanted = spec["content"].encode()
         current = _read(path)
         content_differs = current != wanted

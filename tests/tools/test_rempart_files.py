@@ -89,3 +89,30 @@ def test_bad_input_fails_with_the_path_named(tmp_path, bad):
     result = run(tmp_path, [bad])
     assert result.get("failed")
     assert bad["path"] in result["output"]
+
+
+def test_directories_and_links_in_list_order(tmp_path):
+    folder = tmp_path / "conf.d"
+    inside = folder / "50-x.conf"
+    link = tmp_path / "localtime"
+    link.write_text("a file where the link goes")
+    entries = [
+        {"path": str(folder), "state": "directory", "owner": ME, "group": MY_GROUP, "mode": "0750"},
+        spec(inside, "x\n"),
+        {"path": str(link), "state": "link", "src": str(inside)},
+    ]
+    first = run(tmp_path, entries)
+    assert first["changed_paths"] == [str(folder), str(inside), str(link)]
+    assert folder.stat().st_mode & 0o777 == 0o750
+    assert os.readlink(link) == str(inside)
+    assert run(tmp_path, entries)["changed_paths"] == []
+    folder.chmod(0o755)
+    assert run(tmp_path, entries, "--check")["changed_paths"] == [str(folder)]
+    assert folder.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_file_never_replaces_a_directory(tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    result = run(tmp_path, [spec(folder, "x\n")])
+    assert result.get("failed") and f"{folder} is a directory" in result["output"]
