@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from rempart import topology as model
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "docs" / "results" / "hardening.json"
 SCENARIO = REPO / "roles" / "baseline" / "molecule" / "default"
@@ -137,6 +139,10 @@ def second_run(address: str, ephemeral: Path) -> dict:
             "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'\n"
             f"[hosts]\n{INSTANCE}\n"
         )
+        # What a real inventory gives every host and the roles read ports and names from (the lab's).
+        lab = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+        topology = Path(tmp) / "topology.json"
+        topology.write_text(json.dumps({"rempart_topology": {"services": lab["services"], "wiring": lab["wiring"]}}))
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -151,7 +157,7 @@ def second_run(address: str, ephemeral: Path) -> dict:
             if play:
                 playbook = Path(tmp) / f"{name}.yml"
                 playbook.write_text(play)
-            command = [str(bin_dir / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+            command = [str(bin_dir / "ansible-playbook"), "-i", str(inventory), "-e", f"@{topology}", str(playbook)]
             runs = []
             for _ in range(2):
                 start = time.monotonic()
