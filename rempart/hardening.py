@@ -63,7 +63,8 @@ def baseline_data() -> dict:
             where.setdefault(item["id"], []).append(f"{label} `{item['name']}`")
     for control, path, *_ in variables["__baseline_permissions"]:
         where.setdefault(control, []).append(f"mode of `{path}`")
-    return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"]}
+    return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"],
+            "lynis_reasons": variables.get("__baseline_lynis_reasons") or {}}
 
 
 def check(results: dict | None) -> list[str]:
@@ -81,6 +82,11 @@ def check(results: dict | None) -> list[str]:
     if results is None:
         errors.append(f"{RESULTS.relative_to(REPO)} is missing: run `make audit` and commit it")
         return errors
+    for suggestion in results["lynis"]["suggestions"]:
+        test = suggestion.partition(": ")[0]
+        if test not in data["lynis_reasons"]:
+            errors.append(f"Lynis suggests {suggestion!r} and roles/baseline/vars/main.yml (__baseline_lynis_reasons) "
+                          f"gives no reason for {test}: follow it, or add the reason")
     reported = set(results["baseline"]["applied"]) | set(results["baseline"]["not_applicable"]) | set(results["baseline"]["skipped"])
     if reported != catalogue:
         changed = sorted(reported ^ catalogue, key=_sort_key)
@@ -94,6 +100,11 @@ def _status(control: str, report: dict) -> str:
     if control in report["not_applicable"]:
         return f"not applicable in the container ({report['not_applicable'][control].replace('this host does not allow: ', 'needs ')})"
     return "applied"
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a `|` in it would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def _mark(ok: bool) -> str:
@@ -144,7 +155,7 @@ def render(results: dict) -> str:
     for control in sorted(data["controls"], key=_sort_key):
         title = data["controls"][control]["title"]
         where = data["where"].get(control) or [f"task: {name}" for role, name in tags.get(control, []) if role == "baseline"]
-        lines.append(f"| `{control}` | {title} | {'<br>'.join(sorted(set(where)))} | {_status(control, report)} |")
+        lines.append(f"| `{control}` | {_cell(title)} | {'<br>'.join(_cell(w) for w in sorted(set(where)))} | {_cell(_status(control, report))} |")
     ssh_controls = {tag: uses for tag, uses in tags.items() if any(role == "sshd" for role, _ in uses)}
     lines += [
         "",
@@ -155,10 +166,10 @@ def render(results: dict) -> str:
     ]
     for control in sorted(ssh_controls, key=_sort_key):
         names = sorted({name for role, name in ssh_controls[control] if role == "sshd"})
-        lines.append(f"| `{control}` | {'<br>'.join(names)} |")
+        lines.append(f"| `{control}` | {'<br>'.join(_cell(name) for name in names)} |")
     lines += ["", "## Exceptions", "", "| Control | Reason |", "|---|---|"]
     for exception in data["exceptions"]:
-        lines.append(f"| `{exception['id']}` | {' '.join(exception['reason'].split())} |")
+        lines.append(f"| `{exception['id']}` | {_cell(' '.join(exception['reason'].split()))} |")
     lines += [
         "",
         "An inventory adds its own with `baseline_exceptions` (a host that serves the web, for instance, on",
@@ -166,11 +177,17 @@ def render(results: dict) -> str:
         "",
         "## What Lynis still suggests",
         "",
-        "Left as found, for reviewers to judge (most need a real host: kernel parameters, separate partitions, "
-        "USBGuard, a process-hiding /proc):",
+        "Each suggestion with the reason it is not followed (`__baseline_lynis_reasons` in the baseline role):",
         "",
+        "| Test | Suggestion | Why not |",
+        "|---|---|---|",
     ]
-    lines += [f"- {suggestion}" for suggestion in lynis["suggestions"]] or ["- (none)"]
+    for suggestion in lynis["suggestions"]:
+        test, _, text = suggestion.partition(": ")
+        reason = " ".join(data["lynis_reasons"].get(test, "").split())
+        lines.append(f"| `{test}` | {_cell(text)} | {_cell(reason)} |")
+    if not lynis["suggestions"]:
+        lines.append("| | (none) | |")
     lines.append("")
     return "\n".join(lines)
 
