@@ -41,3 +41,12 @@ def test_a_missed_target_is_shown_as_missed(results):
     worse = copy.deepcopy(results)
     worse["lynis"]["index"] = 60
     assert "| 60 | **missed** |" in hardening.render(worse)
+
+
+def test_a_lynis_suggestion_without_a_reason_is_refused(results):
+    new = copy.deepcopy(results)
+    new["lynis"]["suggestions"].append("ZZZZ-0001: Consider something new | with a pipe")
+    errors = hardening.check(new)
+    assert any("gives no reason for ZZZZ-0001" in error and "__baseline_lynis_reasons" in error for error in errors)
+    # A cell keeps its '|' inside the cell.
+    assert "| `ZZZZ-0001` | Consider something new \\| with a pipe |" in hardening.render(new)
