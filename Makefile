@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv tools engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-test drift lab-down clean requirements audit bench
+        molecule molecule-all test lab lab-test drift lab-down clean requirements audit audit-lab bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,10 @@ pytest: venv tools ## Unit tests of the project's Python tooling (tests/)
 
 audit: venv image ## Score the hardening baseline (Lynis, ssh-audit, second run) into docs/results/hardening.json, then make docs
 	@python -m rempart audit
+	@$(MAKE) --no-print-directory docs
+
+audit-lab: venv ## Lynis on every host of the running lab (make lab first) into docs/results/hardening.json, then make docs
+	@python -m rempart audit --lab
 	@$(MAKE) --no-print-directory docs
 
 bench: venv image ## Time the baseline's second run over SSH, and a second `make lab` with its profile (per phase, role, task)

@@ -9,6 +9,9 @@ one Debian 12 container), then measures:
   wall-clock seconds and changed tasks;
 - what the role applied, found not applicable, or skipped (its local fact).
 
+``python -m rempart audit --lab`` (``make audit-lab``) runs Lynis on every host of the running lab
+instead, in parallel, and replaces only the ``lab`` part of the results.
+
 The results go to ``docs/results/hardening.json``; ``make docs`` turns them into the hardening page.
 The molecule verifier imports the same functions to assert the thresholds.
 """
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -180,6 +184,35 @@ def molecule(*steps: str) -> None:
                        stdout=subprocess.DEVNULL if step != "converge" else None)
 
 
+def commit() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                           text=True, check=False)
+    return (head.stdout.strip() or "?") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def lab_lynis() -> dict:
+    """Lynis on every host of the running lab (its containers, through the engine), all at once."""
+    lab = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+    hosts = sorted(lab["hosts"])
+    for host in hosts:
+        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", host], capture_output=True, text=True, check=False)
+        if state.stdout.strip() != "true":
+            raise RuntimeError(f"lab host {host} is not running: `make lab` first")
+    print(f"audit: lynis on {len(hosts)} lab hosts", flush=True)
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        reports = dict(zip(hosts, pool.map(lambda host: lynis(docker_runner(host)), hosts)))
+    return {
+        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "commit": commit(),
+        "command": "make audit-lab",
+        "version": next(iter(reports.values()))["version"],
+        "hosts": {host: {"index": report["index"], "suggestions": report["suggestions"]} for host, report in reports.items()},
+        "lowest": min(report["index"] for report in reports.values()),
+    }
+
+
 def measure() -> dict:
     run = docker_runner(INSTANCE)
     address = container_address(INSTANCE)
@@ -194,6 +227,7 @@ def measure() -> dict:
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{cores} cores, Debian 12 container (rempart/debian:12) on the Docker engine",
         "command": "make audit",
+        "commit": commit(),
         "lynis": lynis_result,
         "ssh_audit": ssh_result,
         "run": speed,
@@ -207,7 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (default: %(default)s)")
     parser.add_argument("--reuse", action="store_true", help="measure the instance that exists, do not rebuild it")
     parser.add_argument("--keep", action="store_true", help="leave the instance running afterwards")
+    parser.add_argument("--lab", action="store_true", help="Lynis on every host of the running lab; keep the rest of the results")
     args = parser.parse_args(argv)
+    if args.lab:
+        results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+        results["lab"] = lab_lynis()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print("audit: Lynis on the lab hosts: " + ", ".join(f"{host} {entry['index']}" for host, entry in results["lab"]["hosts"].items()))
+        return 0
     try:
         if not args.reuse:
             molecule("destroy", "create", "prepare", "converge")
@@ -215,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             molecule("destroy")
+    if args.out.exists() and "lab" in (previous := json.loads(args.out.read_text(encoding="utf-8"))):
+        results["lab"] = previous["lab"]  # measured by `make audit-lab`, on its own date and commit
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"audit: Lynis {results['lynis']['index']}, ssh-audit {len(results['ssh_audit']['fail'])} fail "

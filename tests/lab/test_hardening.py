@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from conftest import LAB_DIR, ssh
@@ -25,6 +26,32 @@ def test_the_cloud_user_cannot_log_in_any_more(host):
     result = ssh(host, "true", extra=extra)
     assert result.returncode == 255
     assert "Permission denied" in result.stderr
+
+
+def relay(destination: str) -> subprocess.CompletedProcess:
+    """Ask the bastion, as the operator, to open a TCP channel (what ProxyJump does), on a connection of
+    its own (not the shared master connection, whose errors read differently)."""
+    return subprocess.run(
+        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", "-o", "ControlPath=none",
+         "-W", destination, BASTION],
+        input="", capture_output=True, text=True, check=False, timeout=30,
+    )
+
+
+@pytest.mark.HARD
+@pytest.mark.SEG
+def test_the_bastion_relays_ssh_to_the_platform_hosts_and_nothing_else():
+    """sshd on the bastion opens channels to the SSH port of the platform's hosts only: another port of
+    the same host, or an address outside the platform, is refused by sshd itself (PermitOpen), whatever
+    the firewalls would let through."""
+    port = model.port(LAB, "ssh")
+    target = next(spec for name, spec in sorted(LAB["hosts"].items()) if name != BASTION)
+    allowed = relay(f"{target['overlay']}:{port}")
+    assert allowed.stdout.startswith("SSH-2.0-"), allowed.stderr
+    for destination in (f"{target['overlay']}:{port + 1}", f"192.0.2.1:{port}"):
+        refused = relay(destination)
+        assert refused.returncode == 255
+        assert "administratively prohibited" in refused.stderr, (destination, refused.stderr)
 
 
 @pytest.mark.HARD
