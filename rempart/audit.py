@@ -185,10 +185,11 @@ def molecule(*steps: str) -> None:
 
 
 def commit() -> str:
-    """The commit measured, marked when the working tree differs from it."""
+    """The commit measured, marked when the working tree differs from it (outside docs/, which the
+    measures and the pages they make are written to)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs"], cwd=REPO,
+                           capture_output=True, text=True, check=False)
     return (head.stdout.strip() or "?") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
