@@ -308,14 +308,28 @@ def render_role(role: Role) -> str:
             *_option_rows(options),
             "",
         ]
-    lines += [
-        "## Testing",
-        "",
-        f"`make molecule ROLE={role.name}` runs its molecule scenario "
-        f"(`roles/{role.name}/molecule/default/`): dry run, converge, idempotence, then testinfra tests.",
-        "",
-    ]
+    lines += ["## Testing", "", *_testing(role.name), ""]
     return "\n".join(lines)
+
+
+def _testing(name: str) -> list[str]:
+    """Where the role is tested: its own molecule scenario, the scenario of its tier that converges it,
+    and its lab tests."""
+    found = []
+    if (ROLES_DIR / name / "molecule" / "default" / "molecule.yml").exists():
+        found.append(f"`make molecule ROLE={name}` runs its molecule scenario (`roles/{name}/molecule/default/`): "
+                     "dry run, converge, idempotence, then testinfra tests.")
+    else:
+        pattern = re.compile(rf"^\s*-\s*(role:\s*)?{re.escape(name)}\s*$", re.MULTILINE)
+        for converge in sorted(ROLES_DIR.glob("*/molecule/default/converge.yml")):
+            if pattern.search(converge.read_text(encoding="utf-8")):
+                owner = converge.parents[2].name
+                found.append(f"Converged and tested in the molecule scenario of its tier, `roles/{owner}/molecule/default/` "
+                             f"(`make molecule ROLE={owner}`): dry run, converge, idempotence, then testinfra tests.")
+    lab_tests = REPO / "tests" / "lab" / f"test_{name}.py"
+    if lab_tests.exists():
+        found.append(f"On the lab, after `make lab`: `tests/lab/{lab_tests.name}` (`make lab-test`).")
+    return found or ["**No test covers this role yet.**"]
 
 
 def render_index(roles: list[Role]) -> str:
