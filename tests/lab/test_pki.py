@@ -28,6 +28,7 @@ TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 HOSTS = sorted(TOPOLOGY["hosts"])
 # A host of the data zone: nothing else in the lab tests changes it at the same time.
 HOST = model.members(TOPOLOGY, "db")[-1]
+PKI = TOPOLOGY["wiring"]["pki_dir"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -36,7 +37,7 @@ def lab_ca() -> x509.Certificate:
 
 
 def host_certificate(host: str) -> x509.Certificate:
-    result = ssh(host, "cat /etc/ssl/rempart/host.crt")
+    result = ssh(host, f"cat {PKI}/host.crt")
     assert result.returncode == 0, result.stderr
     return x509.load_pem_x509_certificate(result.stdout.encode())
 
@@ -59,11 +60,11 @@ def test_host_certificate_names_the_host_and_its_overlay_address_and_comes_from_
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(TOPOLOGY["hosts"][host]["overlay"])]
     usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert set(usages) == {x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH}
-    modes = ssh(host, "sudo stat -c '%n %U:%G %a' /etc/ssl/rempart/private /etc/ssl/rempart/private/host.key"
-                      " && sudo openssl x509 -in /etc/ssl/rempart/host.crt -noout -pubkey | cmp - <(sudo openssl pkey"
-                      " -in /etc/ssl/rempart/private/host.key -pubout) && echo same-key")
+    modes = ssh(host, f"sudo stat -c '%n %U:%G %a' {PKI}/private {PKI}/private/host.key"
+                      f" && sudo openssl x509 -in {PKI}/host.crt -noout -pubkey | cmp - <(sudo openssl pkey"
+                      f" -in {PKI}/private/host.key -pubout) && echo same-key")
     assert modes.stdout.split("\n")[:3] == [
-        "/etc/ssl/rempart/private root:ssl-cert 710", "/etc/ssl/rempart/private/host.key root:ssl-cert 640", "same-key"]
+        f"{PKI}/private root:ssl-cert 710", f"{PKI}/private/host.key root:ssl-cert 640", "same-key"]
 
 
 def test_no_host_key_is_on_the_controller():
@@ -97,7 +98,7 @@ def tls_pair() -> tuple[str, str, int]:
 def test_two_hosts_authenticate_each_other_over_the_mesh_with_their_certificates():
     client, server, port = tls_pair()
     address = TOPOLOGY["hosts"][server]["overlay"]
-    pki = "/etc/ssl/rempart"
+    pki = PKI
     serve = ssh(server, f"sudo timeout 20 openssl s_server -quiet -accept {address}:{port} -naccept 1"
                         f" -cert {pki}/host.crt -key {pki}/private/host.key -CAfile {pki}/ca.crt -Verify 1"
                         f" -verify_return_error >/dev/null 2>&1 & sleep 1; ss -Htln 'sport = :{port}'")
