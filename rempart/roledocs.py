@@ -326,9 +326,11 @@ def _testing(name: str) -> list[str]:
                 owner = converge.parents[2].name
                 found.append(f"Converged and tested in the molecule scenario of its tier, `roles/{owner}/molecule/default/` "
                              f"(`make molecule ROLE={owner}`): dry run, converge, idempotence, then testinfra tests.")
-    lab_tests = REPO / "tests" / "lab" / f"test_{name}.py"
-    if lab_tests.exists():
-        found.append(f"On the lab, after `make lab`: `tests/lab/{lab_tests.name}` (`make lab-test`).")
+    # A lab test module covers the role of its name, and the roles it names in ROLES = (...).
+    names = re.compile(rf"^ROLES = \(.*\"{re.escape(name)}\".*\)$", re.MULTILINE)
+    for lab_tests in sorted((REPO / "tests" / "lab").glob("test_*.py")):
+        if lab_tests.name == f"test_{name}.py" or names.search(lab_tests.read_text(encoding="utf-8")):
+            found.append(f"On the lab, after `make lab`: `tests/lab/{lab_tests.name}` (`make lab-test`).")
     return found or ["**No test covers this role yet.**"]
 
 

@@ -31,7 +31,7 @@ PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
 __all__ = [
     "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
     "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
-    "load", "load_all", "members", "openings", "port", "read", "validate",
+    "clients", "load", "load_all", "members", "openings", "port", "read", "validate",
 ]
 
 
@@ -152,6 +152,19 @@ def openings(topology: dict) -> list[Opening]:
 def port(topology: dict, service: str) -> int:
     """The (first) port of a named service: port(topology, 'wireguard')."""
     return int(as_list(topology["services"][service].get("ports"))[0])
+
+
+def clients(topology: dict, host: str, service: str) -> list[str]:
+    """Hosts other than ``host`` that the flow matrix lets reach ``host`` with ``service``.
+
+    What a server admits at its own level (PostgreSQL's pg_hba, for example) derives from the same
+    matrix as the firewall in front of it: clients('db1', 'postgresql') is the app servers and db2.
+    """
+    found = set()
+    for flow in flows(topology):
+        if service in flow.services and host in members(topology, flow.dst):
+            found.update(members(topology, flow.src))
+    return sorted(found - {host})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,142 @@
+"""PostgreSQL under Patroni, seen from its clients and from the other server (HA, ENC).
+
+Servers, clients, ports and databases come from the topology; the passwords are the lab's vault
+(.lab/secrets.yml), handed to psql on its standard input, never on a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import uuid
+
+import pytest
+import yaml
+from conftest import LAB_DIR, ssh
+
+from rempart import topology as model
+
+pytestmark = pytest.mark.HA
+# The roles these tests cover (the docs' role pages name this file).
+ROLES = ("patroni", "postgresql_client")
+
+TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+SERVERS = model.members(TOPOLOGY, "db")
+CLIENTS = sorted(set(model.clients(TOPOLOGY, SERVERS[0], "postgresql")) - set(SERVERS))
+DATABASE = sorted(TOPOLOGY["databases"])[0]
+PKI = TOPOLOGY["wiring"]["pki_dir"]
+PG_PORT = model.port(TOPOLOGY, "postgresql")
+API_PORT = model.port(TOPOLOGY, "patroni-api")
+TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/host.key"
+
+
+def overlay(host: str) -> str:
+    return TOPOLOGY["hosts"][host]["overlay"]
+
+
+def secret(name: str) -> str:
+    return yaml.safe_load((LAB_DIR / "secrets.yml").read_text(encoding="utf-8"))[name]
+
+
+def api(host: str, path: str, options: str = TLS, method: str = "GET") -> subprocess.CompletedProcess:
+    return ssh(host, f"sudo curl -sS --http1.1 --max-time 5 -X {method} -o /dev/stdout -w '\\n%{{http_code}}' {options} "
+                     f"https://{overlay(host)}:{API_PORT}/{path}")
+
+
+def cluster() -> dict:
+    result = api(SERVERS[0], "cluster")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.rsplit("\n", 1)[0])
+
+
+def primary() -> str:
+    return next(m["name"] for m in cluster()["members"] if m["role"] == "leader")
+
+
+def standby() -> str:
+    return next(m["name"] for m in cluster()["members"] if m["role"] != "leader")
+
+
+def local_sql(host: str, sql: str, database: str = "postgres") -> str:
+    result = ssh(host, f"cd / && sudo -u postgres psql -XAtq -d {database} -c {shlex.quote(sql)}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def client_sql(host: str, sql: str, connection: str = f"service={DATABASE}", password: str | None = None) -> subprocess.CompletedProcess:
+    """psql on a client host as the database's role; the password goes through standard input."""
+    command = ("read -r PGPASSWORD; export PGPASSWORD; exec psql -XAtq "
+               f"{shlex.quote(connection)} -c {shlex.quote(sql)}")
+    return subprocess.run(
+        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", host, f"sudo sh -c {shlex.quote(command)}"],
+        input=(password if password is not None else secret(f"vault_postgresql_{DATABASE}_password")) + "\n",
+        capture_output=True, text=True, check=False, timeout=30,
+    )
+
+
+def test_one_primary_and_one_synchronous_standby_the_topology_s_servers():
+    members = cluster()["members"]
+    assert sorted(m["name"] for m in members) == SERVERS
+    assert sorted(m["role"] for m in members) == ["leader", "sync_standby"]
+    assert all(m["state"] in ("running", "streaming") for m in members), members
+
+
+@pytest.mark.ENC
+def test_replication_is_synchronous_and_over_tls():
+    rows = local_sql(primary(), "select r.application_name, r.sync_state, s.ssl, s.version from pg_stat_replication r "
+                                "join pg_stat_ssl s using (pid)")
+    assert rows.split("|") == [standby(), "sync", "t", "TLSv1.3"]
+
+
+def test_a_commit_through_the_client_service_is_on_the_standby():
+    marker = uuid.uuid4().hex
+    table = f"rempart_test_{marker[:8]}"
+    result = client_sql(CLIENTS[0], f"create table {table} (v text); insert into {table} values ('{marker}')")
+    assert result.returncode == 0, result.stderr
+    try:
+        seen = ssh(standby(), f"cd / && for i in 1 2 3 4 5; do sudo -u postgres psql -XAtq -d {DATABASE} "
+                              f"-c 'select v from {table}' 2>/dev/null | grep -qx {marker} && exit 0; sleep 1; done; exit 1")
+        assert seen.returncode == 0, "the row committed on the primary is not on the standby"
+    finally:
+        client_sql(CLIENTS[0], f"drop table if exists {table}")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_the_client_service_finds_the_primary_whichever_server_is_listed_first(client):
+    for order in (SERVERS, SERVERS[::-1]):
+        hosts = ",".join(overlay(h) for h in order)
+        result = client_sql(client, "select pg_is_in_recovery(), host(inet_server_addr())", f"service={DATABASE} host={hosts}")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"f|{overlay(primary())}"
+
+
+@pytest.mark.ENC
+@pytest.mark.parametrize(("case", "connection", "password", "error"), [
+    ("without TLS", "sslmode=disable", None, "no encryption"),
+    ("without a client certificate", "sslcert=/nonexistent sslkey=/nonexistent", None, "certificate"),
+    ("with a wrong password", "", "not-the-password-at-all", "password authentication failed"),
+])
+def test_postgresql_refuses_a_client_without_tls_certificate_or_password(case, connection, password, error):
+    result = client_sql(CLIENTS[0], "select 1", f"service={DATABASE} host={overlay(primary())} {connection}".strip(), password)
+    assert result.returncode != 0, f"a connection {case} was accepted"
+    assert error in result.stderr, result.stderr
+
+
+@pytest.mark.SEG
+def test_postgresql_refuses_the_application_s_role_from_a_host_the_flow_matrix_does_not_allow():
+    """The standby may replicate from the primary, but it is not a client of the application's database."""
+    result = client_sql(standby(), "select 1", f"host={overlay(primary())} port={PG_PORT} dbname={DATABASE} user={DATABASE} "
+                                               f"sslmode=verify-full sslrootcert={PKI}/ca.crt sslcert={PKI}/host.crt "
+                                               f"sslkey={PKI}/private/host.key")
+    assert result.returncode != 0
+    assert "pg_hba.conf rejects connection" in result.stderr, result.stderr
+
+
+@pytest.mark.ENC
+def test_the_rest_api_asks_for_a_certificate_and_its_changes_for_the_account():
+    without = api(SERVERS[0], "cluster", options=f"--cacert {PKI}/ca.crt")
+    assert without.returncode != 0, "the REST API answered a client without a certificate"
+    change = api(SERVERS[0], "switchover", method="POST")
+    assert change.returncode == 0, change.stderr
+    assert change.stdout.rsplit("\n", 1)[1] == "401", change.stdout
