@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv tools engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-test drift lab-down clean requirements audit audit-lab bench
+        molecule molecule-all test lab lab-test drift drill lab-down clean requirements audit audit-lab bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -138,6 +138,10 @@ lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)
 
 drift: venv ## Fail when an environment differs from the code: site.yml --check --diff (ENV=lab; ARGS for more options)
 	@python -m rempart drift $(or $(ENV),lab) $(ARGS)
+
+drill: venv ## Run the drills on the running lab (DRILL=failover|switchover|standby|partition, all by default; REPEAT=n) and record their figures
+	@python -m rempart drill --record --repeat $(or $(REPEAT),1) $(DRILL)
+	@$(MAKE) --no-print-directory docs
 
 lab-down: venv ## Remove exactly what the lab created (containers, networks, .lab/)
 	@ansible-playbook -i $(LAB_INVENTORY) playbooks/lab/down.yml

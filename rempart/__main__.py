@@ -15,6 +15,7 @@ COMMANDS = {
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
     "audit": ("rempart.audit", "score the hardening baseline with Lynis and ssh-audit, time its second run"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
+    "drill": ("rempart.drill", "run drills on the lab (stop the primary, switchover, lose the standby, cut two sites); --record"),
     "drift": ("rempart.drift", "run the site playbook with --check --diff against an environment; fail on any change"),
 }
 

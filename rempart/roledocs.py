@@ -440,12 +440,22 @@ def main(argv: list[str] | None = None) -> int:
     results = hardening.load_results()
     errors += hardening.check(results)
     hardening_text = hardening.render(results) if results else None
+    from . import drill  # noqa: PLC0415 - only the docs need it
+
+    data_now = drill.PAGE.read_text(encoding="utf-8")
+    try:
+        data_text = drill.page_text(drill.load_results(), data_now)
+    except drill.DrillError as error:
+        errors.append(str(error))
+        data_text = data_now
     if args.check:
         if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
             errors.append("stale generated page: docs/hardening.md: run `make docs` and commit it.")
         errors += [f"stale generated page: {page}: run `make docs` and commit it." for page in stale_pages(pages)]
         if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
             errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
+        if data_now != data_text:
+            errors.append("stale drills figures in docs/data.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
     else:
@@ -454,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
             hardening.PAGE.write_text(hardening_text, encoding="utf-8")
         if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
             TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
+        if data_now != data_text:
+            drill.PAGE.write_text(data_text, encoding="utf-8")
         if nav != mkdocs_text:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
     if args.site:

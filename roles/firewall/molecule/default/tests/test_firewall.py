@@ -4,26 +4,18 @@ that would cut the applying session is taken back."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
 
 import pytest
-import testinfra
-import testinfra.utils.ansible_runner
-import yaml
 
+from rempart import scenario
 from rempart import topology as model
 
 pytestmark = pytest.mark.SEG
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
-testinfra_hosts = RUNNER.get_hosts("all")
-SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
-    TOPOLOGY = yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]
+testinfra_hosts, TOPOLOGY = scenario.load(__file__)
 HOSTS = TOPOLOGY["hosts"]
 # Services and wiring as the scenario has them: the lab topology's (see .config/molecule/config.yml).
 LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
@@ -37,7 +29,7 @@ LISTENED = (POSTGRESQL, UNUSED)
 
 
 def node(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+    return scenario.node(name)
 
 
 def connects(src: str, address: str, port: int) -> bool:

@@ -1,0 +1,508 @@
+"""Drills on the lab: break something on purpose, measure what a client sees, put everything back.
+
+The small library the drills share:
+
+- ``power_off(host)`` cuts a lab machine's power (``docker kill``: no clean shutdown), and
+  ``power_on(host)`` starts it again through ``playbooks/lab/power.yml`` (the one place that knows
+  how a lab container runs);
+- ``cut(site_a, site_b)`` drops every underlay packet between the two sites' hosts (the WireGuard
+  mesh rides on it, so every flow between them stops) and ``heal`` undoes it: an nftables table of
+  its own, ``rempart_drill``, in each of those containers' network namespaces, set from the engine
+  side; nothing on the machine running the lab changes;
+- ``Writer`` writes numbered rows continuously from an app server, through the libpq service the
+  platform gives its clients (every database server, the writable one chosen), and records when
+  each row was first tried and when its commit was acknowledged. A row is retried until acknowledged
+  (``on conflict do nothing``), as an application would retry a request.
+
+The drills (``python -m rempart drill [NAME ...]``, ``make drill``) are: ``failover`` (power off the
+primary; then power it on and time its return as a standby), ``switchover`` (playbooks/switchover.yml
+under load), ``standby`` (power off the standby: writes go on), ``partition`` (cut dc1 from dc2:
+never two primaries). Each returns its figures; ``--record`` writes them to
+``docs/results/drills.json`` with the commit, and ``make docs`` renders them on the data tier's page.
+The lab tests (tests/lab/test_drills.py) run the same drills and assert what must hold: no
+acknowledged row lost, writes back, one primary at most, every host back as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from rempart import topology as model
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_DIR = REPO / ".lab"
+RESULTS = REPO / "docs" / "results" / "drills.json"
+DRILL_TABLE = "rempart_drill"
+TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+SERVERS = model.members(TOPOLOGY, "db")
+CLIENTS = sorted(set(model.clients(TOPOLOGY, SERVERS[0], "postgresql")) - set(SERVERS))
+DATABASE = sorted(TOPOLOGY.get("databases") or {"eservice": None})[0]
+PKI = TOPOLOGY["wiring"]["pki_dir"]
+API_PORT = model.port(TOPOLOGY, "patroni-api")
+NFT_TABLE = "rempart_drill"
+
+
+class DrillError(RuntimeError):
+    """A drill could not run or could not put the lab back: the message says what and where."""
+
+
+# --- the lab's machines and links -----------------------------------------------------------------
+
+
+def _engine(*args: str) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DrillError(f"docker {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def running(host: str) -> bool:
+    return _engine("inspect", "-f", "{{.State.Running}}", host) == "true"
+
+
+def power_off(host: str) -> float:
+    """Cut the machine's power; returns the moment it happened (epoch seconds)."""
+    at = time.time()
+    _engine("kill", host)
+    # An SSH connection this machine shares with the host (ControlMaster) would hang new sessions.
+    subprocess.run(["ssh", "-F", str(LAB_DIR / "ssh_config"), "-O", "exit", host], capture_output=True, check=False)
+    return at
+
+
+def inside(host: str, command: list[str], user: str = "root", timeout: float = 15) -> subprocess.CompletedProcess:
+    """A command in a lab machine through the engine: how the drills observe, whatever a cut blocks."""
+    return subprocess.run(["docker", "exec", "-u", user, "-w", "/", host, *command],
+                          capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def power_on(host: str) -> None:
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(model.INVENTORIES / "lab"), str(REPO / "playbooks/lab/power.yml"), "--limit", host],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise DrillError(f"powering {host} on (playbooks/lab/power.yml) failed:\n{result.stdout[-2000:]}{result.stderr[-1000:]}")
+
+
+def _hosts_of(site: str) -> list[str]:
+    return sorted(h for h, spec in TOPOLOGY["hosts"].items() if spec["site"] == site)
+
+
+def _in_netns(host: str, script: str) -> None:
+    pid = _engine("inspect", "-f", "{{.State.Pid}}", host)
+    result = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "-f", "-"], input=script,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DrillError(f"nft in {host}'s network namespace: {result.stderr.strip()}")
+
+
+def cut(site_a: str, site_b: str) -> float:
+    """Drop every underlay packet between the hosts of two sites; returns when it happened."""
+    sides = {site_a: _hosts_of(site_a), site_b: _hosts_of(site_b)}
+    at = time.time()
+    for site, hosts in sides.items():
+        others = [TOPOLOGY["hosts"][h]["underlay"] for s, hs in sides.items() if s != site for h in hs]
+        peers = "{ " + ", ".join(others) + " }"
+        for host in hosts:
+            _in_netns(host, f"""table inet {NFT_TABLE} {{
+  chain input {{ type filter hook input priority -300; policy accept; ip saddr {peers} drop; }}
+  chain output {{ type filter hook output priority -300; policy accept; ip daddr {peers} drop; }}
+}}
+""")
+    return at
+
+
+def heal(site_a: str, site_b: str) -> None:
+    for host in _hosts_of(site_a) + _hosts_of(site_b):
+        pid = _engine("inspect", "-f", "{{.State.Pid}}", host)
+        subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "delete", "table", "inet", NFT_TABLE],
+                       capture_output=True, text=True, check=False)
+
+
+# --- the database cluster, as its REST API and its servers tell ------------------------------------
+
+
+def cluster(via: list[str] | None = None) -> dict:
+    """Patroni's view of the cluster, from the first server that answers."""
+    for host in via or SERVERS:
+        if not running(host):
+            continue
+        address = TOPOLOGY["hosts"][host]["overlay"]
+        result = inside(host, ["curl", "-sS", "--http1.1", "--max-time", "3", "--cacert", f"{PKI}/ca.crt", "--cert", f"{PKI}/host.crt",
+                               "--key", f"{PKI}/private/host.key", f"https://{address}:{API_PORT}/cluster"])
+        if result.returncode == 0 and result.stdout.strip():
+            return json.loads(result.stdout)
+    return {"members": []}
+
+
+def roles(view: dict) -> dict[str, str]:
+    return {m["name"]: m["role"] for m in view.get("members", []) if m.get("state") in ("running", "streaming")}
+
+
+def primary() -> str:
+    found = [name for name, role in roles(cluster()).items() if role == "leader"]
+    if len(found) != 1:
+        raise DrillError(f"the cluster has no single primary ({cluster()}): run `make lab` to converge it")
+    return found[0]
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise DrillError(f"{what}: not within {timeout:.0f} s")
+
+
+def healthy() -> bool:
+    """Both servers running, one primary and its synchronous standby."""
+    return sorted(roles(cluster()).values()) == ["leader", "sync_standby"]
+
+
+def in_recovery(host: str) -> bool | None:
+    """Whether the server is a standby (None when it does not answer)."""
+    result = inside(host, ["psql", "-XAtq", "-c", "select pg_is_in_recovery()"], user="postgres")
+    return {"t": True, "f": False}.get(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def rows_on(host: str, run: str) -> set[int]:
+    result = inside(host, ["psql", "-XAtq", "-d", DATABASE, "-c", f"select n from {DRILL_TABLE} where run = '{run}'"],
+                    user="postgres", timeout=30)
+    if result.returncode != 0:
+        raise DrillError(f"reading the drill's rows on {host}: {result.stderr.strip()}")
+    return {int(line) for line in result.stdout.split()}
+
+
+# --- the client that writes ------------------------------------------------------------------------
+
+# Runs on an app server with Debian's python3-psycopg2; the password arrives on standard input,
+# then a line there stops it; it prints one JSON document: every row, when it was first tried and
+# when its commit was acknowledged (null: never), and how many tries it took.
+WRITER = r'''
+import json, sys, threading, time
+import psycopg2
+service, run, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
+password = sys.stdin.readline().rstrip("\n")
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+rows, conn, n = [], None, 0
+while not stop.is_set():
+    n += 1
+    row = {"n": n, "tried": time.time(), "acked": None, "tries": 0, "server": None}
+    rows.append(row)
+    while not stop.is_set():
+        row["tries"] += 1
+        try:
+            if conn is None:
+                conn = psycopg2.connect(service=service, password=password, connect_timeout=2, tcp_user_timeout=2000,
+                                        keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
+                                        application_name="rempart-drill")
+                conn.autocommit = True
+                cur = conn.cursor()
+                cur.execute("create table if not exists %s (run text, n bigint, at timestamptz default now(), "
+                            "primary key (run, n))" % sys.argv[4])
+                cur.execute("select host(inet_server_addr())")
+                server = cur.fetchone()[0]
+            cur.execute("insert into %s (run, n) values (%%s, %%s) on conflict do nothing" % sys.argv[4], (run, n))
+            row["acked"], row["server"] = time.time(), server
+            break
+        except psycopg2.Error:
+            try:
+                conn.close()
+            except Exception:
+                pass
+            conn = None
+            time.sleep(0.2)
+    time.sleep(interval)
+print(json.dumps({"rows": rows}))
+'''
+
+
+class Writer:
+    """Writes numbered rows from an app server until stopped; ``stop()`` returns the rows."""
+
+    def __init__(self, host: str | None = None, interval: float = 0.05):
+        self.host = host or CLIENTS[0]
+        self.run = uuid.uuid4().hex[:12]
+        code = base64.b64encode(WRITER.encode()).decode()
+        command = (f"cd / && exec sudo python3 -c \"import base64; exec(base64.b64decode('{code}'))\" "
+                   f"{DATABASE} {self.run} {interval} {DRILL_TABLE}")
+        self.process = subprocess.Popen(
+            ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", self.host, command],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        password = yaml.safe_load((LAB_DIR / "secrets.yml").read_text(encoding="utf-8"))[f"vault_postgresql_{DATABASE}_password"]
+        self.process.stdin.write(password + "\n")
+        self.process.stdin.flush()
+        self.started = time.time()
+
+    def stop(self) -> list[dict]:
+        try:
+            out, err = self.process.communicate("stop\n", timeout=60)
+        except BrokenPipeError:
+            out, err = self.process.communicate(timeout=60)
+        if self.process.returncode != 0 or not out.strip():
+            raise DrillError(f"the writer on {self.host} failed: {err.strip()[-1500:]}")
+        return json.loads(out)["rows"]
+
+
+def client_near(server: str) -> str:
+    """The client in the same site as ``server`` (the first client when none is)."""
+    site = TOPOLOGY["hosts"][server]["site"]
+    return next((c for c in CLIENTS if TOPOLOGY["hosts"][c]["site"] == site), CLIENTS[0])
+
+
+@contextmanager
+def writing(host: str | None = None, settle: float = 2.0):
+    """A writer running for the duration of the block, after ``settle`` seconds of steady writes."""
+    writer = Writer(host)
+    time.sleep(settle)
+    box: dict = {"writer": writer}
+    try:
+        yield box
+    finally:
+        box["rows"] = writer.stop()
+
+
+def figures(rows: list[dict], since: float, server: str | None = None) -> dict:
+    """What a client saw after ``since``: the longest a row waited for its acknowledgement (the
+    write outage), and, when ``server`` is given, when the first row was acknowledged by it."""
+    acked = [r for r in rows if r["acked"] is not None]
+    later = [r for r in acked if r["acked"] >= since]
+    found = {
+        "rows_acknowledged": len(acked),
+        "rows_pending_at_stop": len(rows) - len(acked),
+        "rows_retried": sum(1 for r in rows if r["tries"] > 1),
+        "rows_acknowledged_after_event": len(later),
+        "write_outage_s": round(max((r["acked"] - max(r["tried"], since) for r in later), default=0.0), 2),
+    }
+    if server:
+        address = TOPOLOGY["hosts"][server]["overlay"]
+        first = min((r["acked"] for r in later if r["server"] == address), default=None)
+        found["first_write_on_new_primary_s"] = round(first - since, 2) if first else None
+    return found
+
+
+def lost(rows: list[dict], run: str, on: str) -> list[int]:
+    """Acknowledged rows missing on a server (the RPO, as rows)."""
+    present = rows_on(on, run)
+    return sorted(r["n"] for r in rows if r["acked"] is not None and r["n"] not in present)
+
+
+# --- the drills ------------------------------------------------------------------------------------
+
+
+def _restore(host: str) -> float:
+    """Wait for the cluster to be whole again once ``host`` is powered on; returns the seconds it took."""
+    start = time.time()
+    wait_for(f"{host} back as a synchronous standby", healthy, timeout=180)
+    return round(time.time() - start, 1)
+
+
+def drill_failover() -> dict:
+    """Power off the primary under load: time until writes succeed again, acknowledged rows lost
+    (must be none); then power it on: it comes back as the standby, with no manual step."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    old = primary()
+    try:
+        with writing() as box:
+            at = power_off(old)
+            new = wait_for("a new primary",
+                           lambda: next((n for n, r in roles(cluster()).items() if r == "leader" and n != old), None),
+                           timeout=120, interval=0.2)
+            promoted = time.time() - at
+            time.sleep(4)
+        rows, run = box["rows"], box["writer"].run
+        result = {"primary_before": old, "primary_after": new, "new_primary_seen_after_s": round(promoted, 2),
+                  **figures(rows, at, new), "acknowledged_rows_lost": len(lost(rows, run, new))}
+    finally:
+        if not running(old):
+            power_on(old)
+    result["rejoined_as_standby_after_s"] = _restore(old)
+    result["old_primary_role_after"] = roles(cluster()).get(old)
+    return result
+
+
+def drill_switchover() -> dict:
+    """Planned switchover (playbooks/switchover.yml) under load: no write fails, the pause is measured."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    old = primary()
+    with writing() as box:
+        at = time.time()
+        result = subprocess.run(["ansible-playbook", "-i", str(model.INVENTORIES / "lab"), str(REPO / "playbooks/switchover.yml"),
+                                 "-e", "rempart_target=lab"], cwd=REPO, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DrillError(f"playbooks/switchover.yml failed:\n{result.stdout[-2500:]}")
+        took = time.time() - at
+        time.sleep(2)
+    rows, run = box["rows"], box["writer"].run
+    new = primary()
+    return {"primary_before": old, "primary_after": new, "playbook_s": round(took, 1), **figures(rows, at, new),
+            "acknowledged_rows_lost": len(lost(rows, run, new)), "healthy_after": healthy()}
+
+
+def drill_standby() -> dict:
+    """Power off the standby under load: writes go on (after the primary stops waiting for it)."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    first = primary()
+    standby = next(n for n in SERVERS if n != first)
+    try:
+        with writing() as box:
+            at = power_off(standby)
+            time.sleep(8)
+        rows, run = box["rows"], box["writer"].run
+        result = {"primary": first, "standby": standby, **figures(rows, at),
+                  "acknowledged_rows_lost": len(lost(rows, run, first)), "primary_unchanged": primary() == first}
+    finally:
+        if not running(standby):
+            power_on(standby)
+    result["rejoined_as_standby_after_s"] = _restore(standby)
+    return result
+
+
+def drill_partition(site_a: str = "dc1", site_b: str = "dc2", duration: float = 20.0) -> dict:
+    """Cut site_a from site_b (each still reaches the witness site): at no moment do two servers
+    accept writes; then heal and check no acknowledged row was lost."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    before = primary()
+    samples, most = 0, 0
+    # The client in the primary's site: the side that keeps the primary must keep writing.
+    with writing(client_near(before)) as box:
+        at = cut(site_a, site_b)
+        try:
+            while time.time() - at < duration:
+                states = [in_recovery(h) for h in SERVERS]
+                most = max(most, sum(1 for s in states if s is False))
+                samples += 1
+        finally:
+            heal(site_a, site_b)
+        healed = time.time()
+        wait_for("the cluster whole again after the cut", healthy, timeout=120)
+        back = round(time.time() - healed, 1)
+    rows, run = box["rows"], box["writer"].run
+    after = primary()
+    return {"sites": [site_a, site_b], "cut_s": duration, "client": box["writer"].host, "primary_before": before, "primary_after": after,
+            "samples": samples, "most_primaries_at_once": most, **figures(rows, at),
+            "acknowledged_rows_lost": len(lost(rows, run, after)), "whole_again_after_heal_s": back}
+
+
+DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition}
+
+
+def _commit() -> str:
+    from rempart.audit import commit  # noqa: PLC0415 - the same marking as the hardening measures
+
+    return commit()
+
+
+def record(name: str, runs: list[dict], path: Path = RESULTS) -> None:
+    results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entry = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(), "runs": runs}
+    numeric = {k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    entry["medians"] = {k: statistics.median(r[k] for r in runs if r.get(k) is not None)
+                        for k in sorted(numeric) if any(r.get(k) is not None for r in runs)}
+    results[name] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+PAGE = REPO / "docs" / "data.md"
+BEGIN, END = "<!-- BEGIN drills: generated by `make docs` from docs/results/drills.json -->", "<!-- END drills -->"
+# What each figure means, in the order the table shows them.
+FIGURES = {
+    "write_outage_s": "longest a write waited for its acknowledgement after the event (s)",
+    "new_primary_seen_after_s": "the new primary seen in the REST API after the power cut (s)",
+    "first_write_on_new_primary_s": "first write acknowledged by the new primary (s)",
+    "rejoined_as_standby_after_s": "the lost server back as synchronous standby, after power on (s)",
+    "playbook_s": "playbooks/switchover.yml, start to end (s)",
+    "most_primaries_at_once": "most servers accepting writes at one moment during the cut",
+    "whole_again_after_heal_s": "the cluster whole again after the cut is healed (s)",
+    "acknowledged_rows_lost": "acknowledged rows missing afterwards (RPO)",
+    "rows_pending_at_stop": "rows the client never got acknowledged",
+}
+TITLES = {
+    "failover": "Power cut of the primary (failover), then power on",
+    "switchover": "Planned switchover under load",
+    "standby": "Power cut of the standby, then power on",
+    "partition": "dc1 cut from dc2 for 20 s (both still reach dc3)",
+}
+
+
+def load_results(path: Path = RESULTS) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def render(results: dict) -> str:
+    """The block of the data tier's page that shows the drills' latest figures."""
+    lines = [BEGIN, ""]
+    if not results:
+        lines += ["No drill has been recorded yet: `make drill` runs them on the lab and records their figures.", ""]
+    for name in DRILLS:
+        entry = results.get(name)
+        if not entry:
+            continue
+        runs = entry["runs"]
+        lines += [f"**{TITLES[name]}**: {len(runs)} run(s) on {entry['measured_at']}, commit `{entry['commit']}`.", ""]
+        header = "| Figure | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + (" | median |" if len(runs) > 1 else " |")
+        lines += [header, "|---|" + "---|" * (len(runs) + (1 if len(runs) > 1 else 0))]
+        for key, meaning in FIGURES.items():
+            if key not in runs[0]:
+                continue
+            cells = [("n/a" if r.get(key) is None else str(r[key])) for r in runs]
+            if len(runs) > 1:
+                cells.append(str(entry["medians"].get(key, "n/a")))
+            lines.append(f"| {meaning} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def page_text(results: dict, text: str) -> str:
+    """The data tier's page with its drills block replaced by the rendered one."""
+    if BEGIN not in text or END not in text:
+        raise DrillError(f"{PAGE.relative_to(REPO)} has no drills block ({BEGIN} ... {END}): put it back where the figures go")
+    before, rest = text.split(BEGIN, 1)
+    after = rest.split(END, 1)[1]
+    return before + render(results) + after
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rempart drill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("drills", nargs="*", metavar="DRILL", help=f"drills to run, in order (default: all: {', '.join(DRILLS)})")
+    parser.add_argument("--repeat", type=int, default=1, help="run each drill this many times (medians are recorded)")
+    parser.add_argument("--record", action="store_true", help=f"write the figures to {RESULTS.relative_to(REPO)}")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.drills) - set(DRILLS))
+    if unknown:
+        parser.error(f"unknown drill(s) {', '.join(unknown)}: choose among {', '.join(DRILLS)}")
+    for name in args.drills or list(DRILLS):
+        runs = []
+        for attempt in range(args.repeat):
+            print(f"drill: {name} ({attempt + 1}/{args.repeat})", flush=True)
+            try:
+                runs.append(DRILLS[name]())
+            except DrillError as error:
+                print(f"drill: {name}: {error}", file=sys.stderr)
+                return 1
+            print(json.dumps(runs[-1], indent=2), flush=True)
+        if args.record:
+            record(name, runs)
+    return 0

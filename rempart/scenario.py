@@ -1,0 +1,30 @@
+"""What a molecule scenario's testinfra tests share: its hosts and topology.
+
+    from rempart import scenario
+    testinfra_hosts, TOPOLOGY = scenario.load(__file__)
+
+The topology is the scenario's own (``rempart_topology`` in its molecule.yml), the only place its
+addresses are written; ``node(name)`` is a testinfra host of the scenario, reached as Ansible does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import testinfra
+import testinfra.utils.ansible_runner
+import yaml
+
+
+def load(test_file: str) -> tuple[list[str], dict]:
+    """The scenario's hosts and its topology, for a test module of the scenario."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    hosts = testinfra.utils.ansible_runner.AnsibleRunner(inventory).get_hosts("all")
+    molecule_yml = Path(test_file).resolve().parents[1] / "molecule.yml"
+    config = yaml.safe_load(molecule_yml.read_text(encoding="utf-8"))
+    return hosts, config["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]
+
+
+def node(name: str, sudo: bool = False):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}", sudo=sudo)

@@ -1,0 +1,72 @@
+"""The data tier's scenario seen from outside: etcd's three members healthy, one PostgreSQL primary
+and its synchronous standby replicating over TLS, and a client that writes through its libpq service
+to whichever server is primary (HA, ENC)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+import pytest
+import yaml
+
+from rempart import scenario
+from rempart import topology as model
+
+pytestmark = pytest.mark.HA
+
+testinfra_hosts, TOPOLOGY = scenario.load(__file__)
+HOSTS = TOPOLOGY["hosts"]
+SERVERS = sorted(h for h, spec in HOSTS.items() if "db" in spec["functions"])
+MEMBERS = sorted(h for h, spec in HOSTS.items() if "etcd" in spec["functions"])
+CLIENT = next(h for h, spec in HOSTS.items() if "app" in spec["functions"])
+DATABASE = sorted(TOPOLOGY["databases"])[0]
+LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+PKI = LAB["wiring"]["pki_dir"]
+API, ETCD = model.port(LAB, "patroni-api"), model.port(LAB, "etcd-client")
+TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/host.key"
+ETCD_TLS = f"--cacert={PKI}/ca.crt --cert={PKI}/host.crt --key={PKI}/private/host.key"
+
+
+def node(name: str):
+    return scenario.node(name, sudo=True)
+
+
+def cluster() -> dict:
+    server = SERVERS[0]
+    out = node(server).check_output(f"curl -sS --http1.1 --max-time 5 {TLS} https://{HOSTS[server]['overlay']}:{API}/cluster")
+    return json.loads(out)
+
+
+def password() -> str:
+    secrets = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets.yml")
+    with open(secrets, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)[DATABASE]
+
+
+def test_every_etcd_member_is_healthy(host):
+    if host.backend.get_hostname() != MEMBERS[0]:
+        pytest.skip("asked once, of the first member")
+    endpoints = ",".join(f"https://{HOSTS[m]['overlay']}:{ETCD}" for m in MEMBERS)
+    out = host.check_output(f"sudo env ETCDCTL_API=3 etcdctl {ETCD_TLS} --endpoints={endpoints} endpoint health -w json")
+    assert sorted(e["endpoint"] for e in json.loads(out) if e["health"]) == sorted(endpoints.split(","))
+
+
+def test_one_primary_and_its_synchronous_standby_replicating_over_tls():
+    members = cluster()["members"]
+    assert sorted(m["name"] for m in members) == SERVERS
+    assert sorted(m["role"] for m in members) == ["leader", "sync_standby"]
+    leader = next(m["name"] for m in members if m["role"] == "leader")
+    rows = node(leader).check_output("cd / && sudo -u postgres psql -XAtq -c "
+                                     + shlex.quote("select r.sync_state, s.ssl from pg_stat_replication r join pg_stat_ssl s using (pid)"))
+    assert rows == "sync|t"
+
+
+def test_the_client_writes_through_its_service_to_the_primary():
+    leader = next(m["name"] for m in cluster()["members"] if m["role"] == "leader")
+    command = ("read -r PGPASSWORD; export PGPASSWORD; exec psql -XAtq service=" + DATABASE
+               + " -c 'select pg_is_in_recovery(), host(inet_server_addr())'")
+    result = node(CLIENT).run(f"printf '%s\\n' {shlex.quote(password())} | sh -c {shlex.quote(command)}")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == f"f|{HOSTS[leader]['overlay']}"
