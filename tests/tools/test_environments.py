@@ -55,7 +55,7 @@ def test_the_right_environment_passes_validation():
 # Every playbook that can be run alone (each tier, bootstrap, rotation) validates before anything else.
 ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
          "playbooks/rotate-wireguard-keys.yml", "playbooks/pki.yml",
-         "playbooks/data.yml"]
+         "playbooks/data.yml", "playbooks/switchover.yml"]
 
 
 @pytest.mark.parametrize("playbook", ALONE)
