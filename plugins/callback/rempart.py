@@ -4,7 +4,10 @@ A task that probes (which address answers, whether a login works yet) marks itse
 variable ``rempart_probe``, whose value says what a negative answer means. When such a task fails or
 finds its host unreachable *and* the task expects it (``ignore_errors`` / ``ignore_unreachable``), the
 operator sees ``probe: [host]: <that sentence>`` instead of a red ``fatal: ... ...ignoring`` with ssh's
-own complaints. Everything else, and every real error, is printed exactly as the default callback does.
+own complaints. A task that waits (``retries``/``until``) and carries the same variable prints one
+``waiting: [host]: <that sentence>`` line at its first retry instead of a ``FAILED - RETRYING`` line
+per attempt; if it never succeeds, its failure is printed in full. Everything else, and every real
+error, is printed exactly as the default callback does.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ class CallbackModule(DefaultCallback):
         if self._last_task_banner != result.task._uuid:
             self._print_task_banner(result.task)
         self._display.display(f"probe: [{self.host_label(result)}]: {meaning}", color=C.COLOR_SKIP)
+
+    def v2_runner_retry(self, result) -> None:
+        meaning = self._meaning(result)
+        if not meaning:
+            super().v2_runner_retry(result)
+            return
+        if result._result.get("attempts") == 1:
+            if self._last_task_banner != result.task._uuid:
+                self._print_task_banner(result.task)
+            self._display.display(f"waiting: [{self.host_label(result)}]: {meaning}", color=C.COLOR_SKIP)
 
     def v2_runner_on_unreachable(self, result) -> None:
         meaning = self._meaning(result)
