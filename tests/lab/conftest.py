@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,17 @@ def ssh(host: str, command: str, timeout: int = 30, extra: list[str] | None = No
 def docker_inspect(name: str) -> dict:
     out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout
     return json.loads(out)[0]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def playbook(path: str, *options: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """A playbook against the lab, as an operator runs it; stdout holds its whole output, without colours."""
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/lab", path, "-e", "rempart_target=lab",
+         *options],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=timeout,
+    )
+    completed.stdout = ANSI.sub("", completed.stdout + completed.stderr)
+    return completed

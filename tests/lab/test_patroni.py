@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import LAB_DIR, ssh
+from conftest import LAB_DIR, playbook, ssh
 
 from rempart import topology as model
 
@@ -140,3 +140,36 @@ def test_the_rest_api_asks_for_a_certificate_and_its_changes_for_the_account():
     change = api(SERVERS[0], "switchover", method="POST")
     assert change.returncode == 0, change.stderr
     assert change.stdout.rsplit("\n", 1)[1] == "401", change.stdout
+
+
+def serials(host: str) -> dict[str, str]:
+    """The serial of the certificate on disk, and of the ones PostgreSQL and the REST API present."""
+    address = overlay(host)
+    client = f"-CAfile {PKI}/ca.crt -cert {PKI}/host.crt -key {PKI}/private/host.key"
+    found = {}
+    for name, command in (("file", f"sudo openssl x509 -in {PKI}/host.crt -noout -serial"),
+                          ("postgresql", f"echo | sudo openssl s_client -starttls postgres -connect {address}:{PG_PORT} 2>/dev/null"
+                                         " | openssl x509 -noout -serial"),
+                          ("rest_api", f"echo | sudo openssl s_client {client} -connect {address}:{API_PORT} 2>/dev/null"
+                                       " | openssl x509 -noout -serial")):
+        result = ssh(host, command)
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        found[name] = result.stdout.strip()
+    return found
+
+
+@pytest.mark.ENC
+def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_restart():
+    host = SERVERS[-1]
+    started = local_sql(host, "select pg_postmaster_start_time()")
+    before = serials(host)
+    assert before["postgresql"] == before["rest_api"] == before["file"]
+    # A renewal window longer than any validity: the certificate on the host is due.
+    renewed = playbook("playbooks/pki.yml", "--limit", host, "-e", "pki_renew_days=3650")
+    assert renewed.returncode == 0, renewed.stdout[-3000:]
+    assert serials(host)["file"] != before["file"]
+    data = playbook("playbooks/data.yml")
+    assert data.returncode == 0, data.stdout[-3000:]
+    after = serials(host)
+    assert after["postgresql"] == after["rest_api"] == after["file"] != before["file"]
+    assert local_sql(host, "select pg_postmaster_start_time()") == started, "PostgreSQL restarted for a renewal"

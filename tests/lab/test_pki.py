@@ -8,14 +8,11 @@ Renewal and offline signing (the path of real environments) are run for real on 
 from __future__ import annotations
 
 import ipaddress
-import re
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from conftest import LAB_DIR, REPO, ssh
+from conftest import LAB_DIR, playbook, ssh
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +26,6 @@ HOSTS = sorted(TOPOLOGY["hosts"])
 # A host of the data zone: nothing else in the lab tests changes it at the same time.
 HOST = model.members(TOPOLOGY, "db")[-1]
 PKI = TOPOLOGY["wiring"]["pki_dir"]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def lab_ca() -> x509.Certificate:
@@ -109,13 +105,7 @@ def test_two_hosts_authenticate_each_other_over_the_mesh_with_their_certificates
 
 
 def certificates_tier(*options: str) -> subprocess.CompletedProcess:
-    completed = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "inventories/lab", "playbooks/pki.yml",
-         "-e", "rempart_target=lab", "--limit", HOST, *options],
-        capture_output=True, text=True, cwd=REPO, check=False, timeout=600,
-    )
-    completed.stdout = ANSI.sub("", completed.stdout + completed.stderr)
-    return completed
+    return playbook("playbooks/pki.yml", "--limit", HOST, *options)
 
 
 def test_a_certificate_within_its_renewal_period_is_issued_again_for_the_same_key():
