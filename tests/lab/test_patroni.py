@@ -171,5 +171,5 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
     data = playbook("playbooks/data.yml")
     assert data.returncode == 0, data.stdout[-3000:]
     after = serials(host)
-    assert after["postgresql"] == after["rest_api"] == after["file"] != before["file"]
+    assert after["postgresql"] == after["rest_api"] == after["file"] != before["file"], after
     assert local_sql(host, "select pg_postmaster_start_time()") == started, "PostgreSQL restarted for a renewal"

@@ -12,7 +12,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import LAB_DIR, playbook, ssh
+from conftest import LAB_DIR, REPO, playbook, ssh
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
