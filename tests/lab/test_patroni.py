@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -153,8 +154,7 @@ def serials(host: str) -> dict[str, str]:
                           ("rest_api", f"echo | sudo openssl s_client {client} -connect {address}:{API_PORT} 2>/dev/null"
                                        " | openssl x509 -noout -serial")):
         result = ssh(host, command)
-        assert result.returncode == 0, f"{name}: {result.stderr}"
-        found[name] = result.stdout.strip()
+        found[name] = result.stdout.strip() if result.returncode == 0 else f"no answer: {result.stderr.strip()[-200:]}"
     return found
 
 
@@ -162,14 +162,19 @@ def serials(host: str) -> dict[str, str]:
 def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_restart():
     host = SERVERS[-1]
     started = local_sql(host, "select pg_postmaster_start_time()")
-    before = serials(host)
-    assert before["postgresql"] == before["rest_api"] == before["file"]
+    before = serials(host)["file"]
     # A renewal window longer than any validity: the certificate on the host is due.
     renewed = playbook("playbooks/pki.yml", "--limit", host, "-e", "pki_renew_days=3650")
     assert renewed.returncode == 0, renewed.stdout[-3000:]
-    assert serials(host)["file"] != before["file"]
+    new = serials(host)["file"]
+    assert new != before
     data = playbook("playbooks/data.yml")
     assert data.returncode == 0, data.stdout[-3000:]
-    after = serials(host)
-    assert after["postgresql"] == after["rest_api"] == after["file"] != before["file"], after
+    # The reload is taken up by Patroni's next loop: what the two serve is looked at a few times.
+    for _ in range(10):
+        served = serials(host)
+        if served["postgresql"] == served["rest_api"] == new:
+            break
+        time.sleep(1)
+    assert served["postgresql"] == served["rest_api"] == new, served
     assert local_sql(host, "select pg_postmaster_start_time()") == started, "PostgreSQL restarted for a renewal"
