@@ -17,7 +17,9 @@ The small library the drills share:
 The drills (``python -m rempart drill [NAME ...]``, ``make drill``) are: ``failover`` (power off the
 primary; then power it on and time its return as a standby), ``switchover`` (playbooks/switchover.yml
 under load), ``standby`` (power off the standby: writes go on), ``partition`` (cut dc1 from dc2:
-never two primaries). Each returns its figures; ``--record`` writes them to
+never two primaries), ``sealed`` (power off the backup repository: after it is back its passphrase is
+gone from memory, archiving waits until playbooks/unlock.yml), ``restore`` (playbooks/restore-drill.yml:
+the latest backup and a point in time restored to a scratch instance and checked). Each returns its figures; ``--record`` writes them to
 ``docs/results/drills.json`` with the commit, and ``make docs`` renders them on the data tier's page.
 The lab tests (tests/lab/test_drills.py) run the same drills and assert what must hold: no
 acknowledged row lost, writes back, one primary at most, every host back as it was.
@@ -31,6 +33,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -52,6 +55,7 @@ CLIENTS = sorted(set(model.clients(TOPOLOGY, SERVERS[0], "postgresql")) - set(SE
 DATABASE = sorted(TOPOLOGY.get("databases") or {"eservice": None})[0]
 PKI = TOPOLOGY["wiring"]["pki_dir"]
 API_PORT = model.port(TOPOLOGY, "patroni-api")
+REPOSITORY = model.members(TOPOLOGY, "backup_repository")[0]
 NFT_TABLE = "rempart_drill"
 
 
@@ -400,7 +404,95 @@ def drill_partition(site_a: str = "dc1", site_b: str = "dc2", duration: float = 
             "acknowledged_rows_lost": len(lost(rows, run, after)), "whole_again_after_heal_s": back}
 
 
-DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition}
+def _playbook(path: str, *options: str) -> float:
+    """Run a playbook against the lab as an operator does; returns the seconds it took."""
+    start = time.time()
+    result = subprocess.run(["ansible-playbook", "-i", str(model.INVENTORIES / "lab"), str(REPO / path), "-e", "rempart_target=lab",
+                             *options], cwd=REPO, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise DrillError(f"{path} failed:\n{result.stdout[-2500:]}{result.stderr[-500:]}")
+    return round(time.time() - start, 1)
+
+
+def archiver(host: str) -> dict:
+    """PostgreSQL's archiver on ``host``: the last segment archived, failures, segments waiting."""
+    query = ("select coalesce(last_archived_wal, '-'), failed_count, "
+             "(select count(*) from pg_ls_archive_statusdir() where name like '%.ready') from pg_stat_archiver")
+    result = inside(host, ["psql", "-XAtq", "-F", "|", "-c", query], user="postgres")
+    if result.returncode != 0 or result.stdout.count("|") != 2:
+        raise DrillError(f"reading the archiver on {host}: {result.stderr.strip() or result.stdout.strip()}")
+    last, failed, waiting = result.stdout.strip().split("|")
+    return {"last_archived": "" if last == "-" else last, "failed": int(failed), "waiting": int(waiting)}
+
+
+def _segment_written(host: str) -> str:
+    """A write, then a WAL switch on ``host`` (the primary): returns the segment it completed, which
+    the archive must receive."""
+    result = inside(host, ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+                           "-c", f"create table if not exists {DRILL_TABLE}_wal (at timestamptz default now())",
+                           "-c", f"insert into {DRILL_TABLE}_wal default values",
+                           "-c", "select pg_walfile_name(pg_switch_wal())"], user="postgres")
+    if result.returncode != 0:
+        raise DrillError(f"writing and switching the WAL on {host}: {result.stderr.strip()}")
+    return result.stdout.split()[-1]
+
+
+def sealed_state(host: str = REPOSITORY) -> dict:
+    """The repository host as monitoring sees it: the passphrase in memory or not, pgBackRest's answer."""
+    key = inside(host, ["test", "-s", "/run/pgbackrest-key/cipher.conf"]).returncode == 0
+    info = inside(host, ["pgbackrest", "--output=json", "info"], user="pgbackrest", timeout=60)
+    return {"passphrase_in_memory": key, "repository_answers": info.returncode == 0}
+
+
+def drill_sealed() -> dict:
+    """Power off the backup repository and on again: its passphrase is gone from memory, so the
+    repository is sealed and the primary's WAL waits on its disk; playbooks/unlock.yml puts the
+    passphrase back and the archive catches up. Nothing archived is lost, nothing waits afterwards."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    first = primary()
+    at = power_off(REPOSITORY)
+    try:
+        power_on(REPOSITORY)
+    finally:
+        if not running(REPOSITORY):
+            power_on(REPOSITORY)
+    back = round(time.time() - at, 1)
+    after_restart = sealed_state()
+    before = archiver(first)
+    segment = _segment_written(first)
+    # The archiver tries at once, then about once a minute: wait for its first failure.
+    failed = wait_for("archiving to fail while the repository is sealed",
+                      lambda: (lambda a: a if a["failed"] > before["failed"] else None)(archiver(first)), timeout=90)
+    unlock_s = _playbook("playbooks/unlock.yml")
+    unlocked = time.time()
+    wait_for(f"segment {segment} archived after the unlock",
+             lambda: archiver(first)["last_archived"] >= segment, timeout=120)
+    caught_up = round(time.time() - unlocked, 1)
+    return {"repository": REPOSITORY, "primary": first, "back_after_power_on_s": back,
+            "sealed_after_restart": not after_restart["passphrase_in_memory"] and not after_restart["repository_answers"],
+            "archive_failures_while_sealed": failed["failed"] - before["failed"], "segments_waiting_while_sealed": failed["waiting"],
+            "unlock_playbook_s": unlock_s, "archive_caught_up_after_unlock_s": caught_up,
+            "segments_waiting_after": archiver(first)["waiting"], "unsealed_after": sealed_state() == {
+                "passphrase_in_memory": True, "repository_answers": True}}
+
+
+def drill_restore() -> dict:
+    """playbooks/restore-drill.yml: the latest backup and a point in time, restored and checked (the
+    playbook fails when a restore does not hold exactly the rows it must)."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "restore.json"
+        took = _playbook("playbooks/restore-drill.yml", "-e", f"pgbackrest_restore_drill_report={report}")
+        found = json.loads(report.read_text(encoding="utf-8"))
+    return {"backup": found["backup"], "playbook_s": took,
+            "latest_restore_s": found["latest"]["restore_seconds"], "latest_recovery_s": found["latest"]["recovery_seconds"],
+            "point_in_time_restore_s": found["point_in_time"]["restore_seconds"],
+            "point_in_time_recovery_s": found["point_in_time"]["recovery_seconds"],
+            "rows_as_expected": True}
+
+
+DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition,
+          "sealed": drill_sealed, "restore": drill_restore}
 
 
 def _commit() -> str:
@@ -434,6 +526,15 @@ FIGURES = {
     "most_primaries_at_once": "most servers accepting writes at one moment during the cut",
     "whole_again_after_heal_s": "the cluster whole again after the cut is healed (s)",
     "acknowledged_rows_lost": "acknowledged rows missing afterwards (RPO)",
+    "back_after_power_on_s": "the repository host running again, from the power cut (s)",
+    "archive_failures_while_sealed": "failed attempts to archive while the repository was sealed",
+    "unlock_playbook_s": "playbooks/unlock.yml, start to end (s)",
+    "archive_caught_up_after_unlock_s": "the waiting WAL segment archived, after the unlock (s)",
+    "segments_waiting_after": "WAL segments still waiting afterwards",
+    "latest_restore_s": "the latest backup restored to the scratch instance (s)",
+    "latest_recovery_s": "recovery to the archive's end, then ready (s)",
+    "point_in_time_restore_s": "the backup restored again, for the point in time (s)",
+    "point_in_time_recovery_s": "recovery to the point in time, then ready (s)",
     "rows_pending_at_stop": "rows the client never got acknowledged",
 }
 TITLES = {
@@ -441,6 +542,8 @@ TITLES = {
     "switchover": "Planned switchover under load",
     "standby": "Power cut of the standby, then power on",
     "partition": "dc1 cut from dc2 for 20 s (both still reach dc3)",
+    "sealed": "Power cut of the backup repository, then power on: sealed until playbooks/unlock.yml",
+    "restore": "Restore drill (playbooks/restore-drill.yml): the latest backup and a point in time",
 }
 
 

@@ -178,3 +178,25 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
         time.sleep(1)
     assert served["postgresql"] == served["rest_api"] == new, served
     assert local_sql(host, "select pg_postmaster_start_time()") == started, "PostgreSQL restarted for a renewal"
+
+
+def test_a_parameter_read_at_start_only_restarts_each_member_in_turn_without_a_failover():
+    """max_locks_per_transaction is read at start only: the role restarts the standby, then the
+    primary, which keeps its leader lock (same primary, same timeline); then it is put back."""
+    before = {m["name"]: m for m in cluster()["members"]}
+    leader = next(name for name, m in before.items() if m["role"] == "leader")
+    started = {host: local_sql(host, "select pg_postmaster_start_time()") for host in SERVERS}
+    wanted = int(local_sql(leader, "show max_locks_per_transaction")) + 32
+    try:
+        changed = playbook("playbooks/data.yml", "-e", json.dumps({"patroni_parameters": {"max_locks_per_transaction": wanted}}))
+        assert changed.returncode == 0, changed.stdout[-3000:]
+        after = {m["name"]: m for m in cluster()["members"]}
+        assert {h: local_sql(h, "show max_locks_per_transaction") for h in SERVERS} == dict.fromkeys(SERVERS, str(wanted))
+        assert all(local_sql(h, "select pg_postmaster_start_time()") != started[h] for h in SERVERS), "a member did not restart"
+        assert not any(m.get("pending_restart") for m in after.values()), after
+        assert after[leader]["role"] == "leader", "the primary changed: a restart became a failover"
+        assert after[leader]["timeline"] == before[leader]["timeline"]
+    finally:
+        back = playbook("playbooks/data.yml")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert local_sql(leader, "show max_locks_per_transaction") == str(wanted - 32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_the_right_environment_passes_validation():
 # Every playbook that can be run alone (each tier, bootstrap, rotation) validates before anything else.
 ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
          "playbooks/rotate-wireguard-keys.yml", "playbooks/pki.yml",
-         "playbooks/data.yml", "playbooks/switchover.yml"]
+         "playbooks/data.yml", "playbooks/switchover.yml", "playbooks/unlock.yml", "playbooks/restore-drill.yml"]
 
 
 @pytest.mark.parametrize("playbook", ALONE)
@@ -77,3 +78,24 @@ def test_the_playbooks_are_all_covered():
     helpers = {"playbooks/validate.yml", "playbooks/connect.yml"}
     found = {str(p.relative_to(REPO)) for p in (REPO / "playbooks").glob("*.yml")}
     assert found - helpers == set(ALONE)
+
+
+# The data tier's secrets, as a vault would give them (throwaway values: the dev hosts are never reached).
+DATA_PASSWORDS = {name: "x" * 24 for name in ("vault_postgresql_superuser_password", "vault_postgresql_replication_password",
+                                              "vault_postgresql_rewind_password", "vault_patroni_restapi_password",
+                                              "vault_postgresql_eservice_password")}
+
+
+@pytest.mark.parametrize(("case", "given", "named"), [
+    ("no vault at all", {}, "vault_postgresql_superuser_password"),
+    ("the passwords but no backup passphrase", DATA_PASSWORDS, "vault_pgbackrest_cipher_pass"),
+    ("a backup passphrase too short", {**DATA_PASSWORDS, "vault_pgbackrest_cipher_pass": "short"}, "vault_pgbackrest_cipher_pass"),
+])
+def test_the_data_tier_without_its_secrets_stops_before_any_host(case, given, named):
+    """The dev hosts do not exist here: a run that reached one would say UNREACHABLE."""
+    result = validate("-i", "inventories/dev", "-e", "rempart_target=dev", "-e", json.dumps(given), playbook="playbooks/data.yml")
+    text = " ".join(result.stdout.split())
+    assert result.returncode != 0, case
+    assert named in text, f"{case}: {text[-1500:]}"
+    assert "UNREACHABLE" not in text, f"{case}: a host was contacted"
+    assert "x" * 24 not in text, f"{case}: a secret was printed"

@@ -60,6 +60,12 @@ def test_everything_is_patched_when_the_running_configuration_is_unknown():
     assert patroni.patroni_config_patch(wanted, None) == wanted
 
 
+def test_a_parameter_no_longer_declared_is_removed_and_other_keys_are_left_alone():
+    wanted = {"ttl": 10, "postgresql": {"parameters": {"wal_level": "replica"}}}
+    current = {"ttl": 10, "slots": {"x": {}}, "postgresql": {"use_slots": True, "parameters": {"wal_level": "replica", "work_mem": "8MB"}}}
+    assert patroni.patroni_config_patch(wanted, current) == {"postgresql": {"parameters": {"work_mem": None}}}
+
+
 def test_a_switched_off_boolean_is_seen_as_a_difference():
     assert patroni.patroni_config_patch({"synchronous_mode_strict": True}, {"synchronous_mode_strict": False}) == {"synchronous_mode_strict": True}
 

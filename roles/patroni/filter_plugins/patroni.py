@@ -36,21 +36,27 @@ def patroni_secret_problems(named):
     return problems
 
 
-def patroni_config_patch(wanted, current):
+def patroni_config_patch(wanted, current, _path=()):
     """The part of ``wanted`` that ``current`` (Patroni's dynamic configuration) does not have yet.
 
     Values are compared as text (Patroni may hand back 'on' where True was sent, 10 where '10').
+    PostgreSQL parameters the cluster has but ``wanted`` no longer declares are patched to None,
+    which removes them (PostgreSQL's default comes back): the role owns the cluster's parameters.
     An empty dict: nothing to change.
     """
     patch = {}
     for key, value in wanted.items():
         have = (current or {}).get(key)
         if isinstance(value, dict):
-            sub = patroni_config_patch(value, have if isinstance(have, dict) else {})
+            sub = patroni_config_patch(value, have if isinstance(have, dict) else {}, (*_path, key))
             if sub:
                 patch[key] = sub
         elif _text(value) != _text(have):
             patch[key] = value
+    if _path == ("postgresql", "parameters"):
+        for key, have in (current or {}).items():
+            if key not in wanted and have is not None:
+                patch[key] = None
     return patch
 
 

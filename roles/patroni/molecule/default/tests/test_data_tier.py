@@ -1,6 +1,6 @@
 """The data tier's scenario seen from outside: etcd's three members healthy, one PostgreSQL primary
-and its synchronous standby replicating over TLS, and a client that writes through its libpq service
-to whichever server is primary (HA, ENC)."""
+and its synchronous standby replicating over TLS, a client that writes through its libpq service
+to whichever server is primary (HA, ENC), and an encrypted backup repository that archiving reaches (DR)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ HOSTS = TOPOLOGY["hosts"]
 SERVERS = sorted(h for h, spec in HOSTS.items() if "db" in spec["functions"])
 MEMBERS = sorted(h for h, spec in HOSTS.items() if "etcd" in spec["functions"])
 CLIENT = next(h for h, spec in HOSTS.items() if "app" in spec["functions"])
+REPOSITORY = next(h for h, spec in HOSTS.items() if "backup_repository" in spec["functions"])
 DATABASE = sorted(TOPOLOGY["databases"])[0]
 LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 PKI = LAB["wiring"]["pki_dir"]
@@ -74,3 +75,14 @@ def test_the_client_writes_through_its_service_to_the_primary():
                             capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"f|{HOSTS[leader]['overlay']}"
+
+
+@pytest.mark.DR
+def test_the_repository_holds_an_encrypted_full_backup_and_archiving_reaches_it():
+    repository = node(REPOSITORY)
+    stanza = json.loads(repository.check_output("cd / && sudo -u pgbackrest pgbackrest --output=json info"))[0]
+    assert stanza["status"]["code"] == 0, stanza["status"]
+    assert stanza["cipher"] == "aes-256-cbc"
+    assert [b["type"] for b in stanza["backup"]] == ["full"]
+    # A WAL switch on the primary, found in the repository through both TLS servers.
+    repository.check_output(f"cd / && sudo -u pgbackrest pgbackrest --stanza={stanza['name']} check")
