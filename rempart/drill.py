@@ -437,11 +437,13 @@ def _segment_written(host: str) -> str:
     return result.stdout.split()[-1]
 
 
-def sealed_state(host: str = REPOSITORY) -> dict:
-    """The repository host as monitoring sees it: the passphrase in memory or not, pgBackRest's answer."""
-    key = inside(host, ["test", "-s", "/run/pgbackrest-key/cipher.conf"]).returncode == 0
+def repository_answers(host: str = REPOSITORY) -> bool:
+    """Whether pgBackRest on the repository host reads its repository (it cannot while sealed)."""
     info = inside(host, ["pgbackrest", "--output=json", "info"], user="pgbackrest", timeout=60)
-    return {"passphrase_in_memory": key, "repository_answers": info.returncode == 0}
+    if info.returncode != 0:
+        return False
+    stanzas = json.loads(info.stdout or "[]")
+    return bool(stanzas) and all(s["status"]["code"] in (0, 2) for s in stanzas)
 
 
 def drill_sealed() -> dict:
@@ -457,7 +459,7 @@ def drill_sealed() -> dict:
         if not running(REPOSITORY):
             power_on(REPOSITORY)
     back = round(time.time() - at, 1)
-    after_restart = sealed_state()
+    sealed = not repository_answers()
     before = archiver(first)
     segment = _segment_written(first)
     # The archiver tries at once, then about once a minute: wait for its first failure.
@@ -469,11 +471,10 @@ def drill_sealed() -> dict:
              lambda: archiver(first)["last_archived"] >= segment, timeout=120)
     caught_up = round(time.time() - unlocked, 1)
     return {"repository": REPOSITORY, "primary": first, "back_after_power_on_s": back,
-            "sealed_after_restart": not after_restart["passphrase_in_memory"] and not after_restart["repository_answers"],
+            "sealed_after_restart": sealed,
             "archive_failures_while_sealed": failed["failed"] - before["failed"], "segments_waiting_while_sealed": failed["waiting"],
             "unlock_playbook_s": unlock_s, "archive_caught_up_after_unlock_s": caught_up,
-            "segments_waiting_after": archiver(first)["waiting"], "unsealed_after": sealed_state() == {
-                "passphrase_in_memory": True, "repository_answers": True}}
+            "segments_waiting_after": archiver(first)["waiting"], "unsealed_after": repository_answers()}
 
 
 def drill_restore() -> dict:

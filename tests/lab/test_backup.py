@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from conftest import LAB_DIR, ssh
+from conftest import LAB_DIR, REPO, ssh
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,7 +33,9 @@ SERVERS = model.members(TOPOLOGY, "db")
 REPOSITORY = model.members(TOPOLOGY, "backup_repository")[0]
 PKI = TOPOLOGY["wiring"]["pki_dir"]
 PORT = model.port(TOPOLOGY, "pgbackrest")
-METRICS = "/var/lib/prometheus/node-exporter/rempart_pgbackrest.prom"
+# Where the role writes the state for monitoring: its default, read from the role.
+METRICS = yaml.safe_load((REPO / "roles/pgbackrest/defaults/main.yml").read_text(encoding="utf-8"))["pgbackrest_metrics_dir"] \
+    + "/rempart_pgbackrest.prom"
 
 
 def overlay(host: str) -> str:
@@ -76,8 +78,10 @@ def test_the_repository_holds_a_full_backup_and_a_continuous_archive():
 @pytest.mark.ENC
 def test_the_repository_is_encrypted_on_disk():
     stanza = info()["name"]
+    # The repository's folder, as pgBackRest's configuration on the host gives it.
     result = ssh(REPOSITORY, "sudo sh -c " + shlex.quote(
-        f"cd /var/lib/pgbackrest/repo && for f in backup/{stanza}/backup.info archive/{stanza}/archive.info "
+        "cd \"$(sed -n 's/^repo1-path=//p' /etc/pgbackrest/pgbackrest.conf)\" && "
+        f"for f in backup/{stanza}/backup.info archive/{stanza}/archive.info "
         f"$(find archive/{stanza} -name '0*' -type f | head -1) $(find backup/{stanza} -path '*/pg_data/*' -type f | head -1); "
         "do printf '%s ' $f; head -c 8 $f | od -An -c | tr -d ' \\n'; echo; done"))
     assert result.returncode == 0, result.stderr
@@ -119,14 +123,16 @@ def throwaway_certificate(common_name: str, lab_ca: bool) -> tuple[bytes, bytes]
 @pytest.mark.KEY
 def test_the_passphrase_is_in_memory_on_the_repository_host_only():
     passphrase = yaml.safe_load((LAB_DIR / "secrets.yml").read_text(encoding="utf-8"))["vault_pgbackrest_cipher_pass"]
-    where = ssh(REPOSITORY, "sudo findmnt -n -o FSTYPE -T /run/pgbackrest-key")
-    assert where.stdout.strip() == "tmpfs", where.stdout
     for host in [REPOSITORY, *SERVERS]:
         # Every file on the host's disks that holds it (grep reads the passphrase on its standard input).
         found = files_holding(host, "sudo grep -rlF -f - /etc /var /root /home /usr/local /opt 2>/dev/null; true", passphrase)
         assert found == [], f"the passphrase is on the disk of {host}: {found}"
         in_memory = files_holding(host, "sudo grep -rlF -f - /run 2>/dev/null; true", passphrase)
-        assert in_memory == (["/run/pgbackrest-key/cipher.conf"] if host == REPOSITORY else []), (host, in_memory)
+        if host == REPOSITORY:
+            in_memory_on_repository = in_memory
+        assert len(in_memory) == (1 if host == REPOSITORY else 0), (host, in_memory)
+    where = ssh(REPOSITORY, f"sudo findmnt -n -o FSTYPE -T {in_memory_on_repository[0]}")
+    assert where.stdout.strip() == "tmpfs", f"{in_memory_on_repository[0]} is on {where.stdout.strip()}, not in memory"
 
 
 @pytest.mark.ENC
