@@ -485,7 +485,7 @@ def drill_restore() -> dict:
         report = Path(folder) / "restore.json"
         took = _playbook("playbooks/restore-drill.yml", "-e", f"pgbackrest_restore_drill_report={report}")
         found = json.loads(report.read_text(encoding="utf-8"))
-    return {"backup": found["backup"], "playbook_s": took,
+    return {"backup": found["backup"], "restore_playbook_s": took,
             "latest_restore_s": found["latest"]["restore_seconds"], "latest_recovery_s": found["latest"]["recovery_seconds"],
             "point_in_time_restore_s": found["point_in_time"]["restore_seconds"],
             "point_in_time_recovery_s": found["point_in_time"]["recovery_seconds"],
@@ -529,9 +529,11 @@ FIGURES = {
     "acknowledged_rows_lost": "acknowledged rows missing afterwards (RPO)",
     "back_after_power_on_s": "the repository host running again, from the power cut (s)",
     "archive_failures_while_sealed": "failed attempts to archive while the repository was sealed",
+    "segments_waiting_while_sealed": "WAL segments waiting on the primary while the repository was sealed",
     "unlock_playbook_s": "playbooks/unlock.yml, start to end (s)",
     "archive_caught_up_after_unlock_s": "the waiting WAL segment archived, after the unlock (s)",
     "segments_waiting_after": "WAL segments still waiting afterwards",
+    "restore_playbook_s": "playbooks/restore-drill.yml, start to end (s)",
     "latest_restore_s": "the latest backup restored to the scratch instance (s)",
     "latest_recovery_s": "recovery to the archive's end, then ready (s)",
     "point_in_time_restore_s": "the backup restored again, for the point in time (s)",
