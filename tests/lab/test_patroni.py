@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import LAB_DIR, playbook, ssh
+from conftest import LAB_DIR, REPO, playbook, ssh
 
 from rempart import topology as model
 
@@ -30,6 +30,8 @@ PKI = TOPOLOGY["wiring"]["pki_dir"]
 PG_PORT = model.port(TOPOLOGY, "postgresql")
 API_PORT = model.port(TOPOLOGY, "patroni-api")
 TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/host.key"
+# The leader lock's time to live the role keeps (its default).
+TTL = yaml.safe_load((REPO / "roles/patroni/defaults/main.yml").read_text(encoding="utf-8"))["patroni_ttl"]
 
 
 def overlay(host: str) -> str:
@@ -160,7 +162,10 @@ def serials(host: str) -> dict[str, str]:
 
 @pytest.mark.ENC
 def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_restart():
-    host = SERVERS[-1]
+    """On the primary: Patroni's reload for a new certificate outlasts its lock's time to live, so
+    the role lets the lock live longer meanwhile; the primary must stay primary, on its timeline."""
+    host = primary()
+    timeline = next(m["timeline"] for m in cluster()["members"] if m["name"] == host)
     started = local_sql(host, "select pg_postmaster_start_time()")
     before = serials(host)["file"]
     # A renewal window longer than any validity: the certificate on the host is due.
@@ -178,6 +183,10 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
         time.sleep(1)
     assert served["postgresql"] == served["rest_api"] == new, served
     assert local_sql(host, "select pg_postmaster_start_time()") == started, "PostgreSQL restarted for a renewal"
+    after = {m["name"]: m for m in cluster()["members"]}
+    assert after[host]["role"] == "leader" and after[host]["timeline"] == timeline, f"a renewal caused a failover: {after}"
+    config = json.loads(api(host, "config").stdout.rsplit("\n", 1)[0])
+    assert config["ttl"] == TTL, f"the lock's time to live was left at {config['ttl']}"
 
 
 def test_a_parameter_read_at_start_only_restarts_each_member_in_turn_without_a_failover():
