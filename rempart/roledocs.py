@@ -365,10 +365,10 @@ TOPOLOGY_PAGE = REPO / "docs" / "topology.md"
 
 def topology_page() -> str:
     from . import topology  # noqa: PLC0415 - only the docs need it
-    from .topology.docs import render_page  # noqa: PLC0415
+    from .topology.docs import render_page, what_is_built  # noqa: PLC0415
 
     ordered = {env: topo for env in topology.ENVIRONMENTS if (topo := topology.load_all().get(env))}
-    return render_page(ordered, topology.read(topology.INVENTORIES / "reference.yml").data)
+    return render_page(ordered, topology.read(topology.INVENTORIES / "reference.yml").data, what_is_built(REPO))
 
 
 def stale_pages(pages: dict[str, str], docs_dir: Path = DOCS_DIR) -> list[str]:

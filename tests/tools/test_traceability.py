@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from rempart import traceability
+from rempart.topology import docs as topology_docs
 
 pytestmark = pytest.mark.DOC
 
@@ -73,3 +74,27 @@ def test_the_page_marks_what_nothing_implements_as_planned_and_shows_the_rest():
     assert "`tests/lab/test_segmentation.py`: `test_pairs`" in seg and "commit `abc1234`" in seg
     assert '!!! note "Planned"' in waf and "No test carries" in waf
     assert "| [WAF](#waf) | A WAF. | **planned** | 0 |" in text
+
+
+def test_what_is_built_comes_from_the_roles_and_the_playbooks(tmp_path):
+    (tmp_path / "roles" / "demo" / "defaults").mkdir(parents=True)
+    (tmp_path / "roles" / "demo" / "defaults" / "main.yml").write_text(
+        "demo_port: \"{{ rempart_topology.services['postgresql'].ports | first }}\"\n"
+        "demo_ssh: \"{{ rempart_topology.services.ssh.ports | first }}\"\n"
+        "demo_peers: \"{{ groups['etcd'] }}\"\n", encoding="utf-8")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "tier.yml").write_text("- name: A tier\n  hosts: db:backup_repository:!bastion\n", encoding="utf-8")
+    services, groups = topology_docs.what_is_built(tmp_path)
+    assert services == {"postgresql", "ssh"}
+    assert groups == {"etcd", "db", "backup_repository", "bastion"}
+
+
+@pytest.mark.parametrize(("flow", "state"), [
+    ({"from": "db", "to": "db", "services": ["postgresql"]}, "built"),
+    ({"from": "operators", "to": "bastion", "services": ["ssh"]}, "built"),
+    ({"from": "app", "to": "db", "services": ["postgresql"]}, "server side built"),
+    ({"from": "db", "to": "app", "services": ["postgresql"]}, "planned"),
+    ({"from": "internet", "to": "waf", "services": ["https"]}, "planned"),
+])
+def test_a_flow_is_built_only_when_its_service_is_used_and_its_ends_exist(flow, state):
+    assert topology_docs.flow_state(flow, {"postgresql", "ssh"}, {"db", "bastion"}) == state
