@@ -176,7 +176,7 @@ def render(requirements: list[dict], implemented: dict, verified: dict, measured
         "that carry the ID), what verifies it (the tests that carry it as a marker: `make test` runs them all),",
         "and what was last measured, with the commit it was measured on. A requirement no role implements",
         "yet is **planned**.", "",
-        "| ID | Requirement | Roles | Tests | Last measured |", "|---|---|---|---|---|",
+        "| ID | Requirement | Implemented by | Tests | Measured results |", "|---|---|---|---|---|",
     ]
     for req in requirements:
         rid = req["id"]
@@ -185,7 +185,7 @@ def render(requirements: list[dict], implemented: dict, verified: dict, measured
         state = state or "**planned**"
         summary = " ".join(req["requirement"].split())
         lines.append(f"| [{rid}](#{rid.lower()}) | {summary.replace('|', '/')} | {state} | {_tests_cell(verified.get(rid, {}))} | "
-                     f"{len(measured.get(rid, []))} result(s) |")
+                     f"{len(measured.get(rid, [])) or '–'} |")
     for req in requirements:
         rid = req["id"]
         lines += ["", f"## {rid}", "", " ".join(req["requirement"].split()), "",

@@ -73,7 +73,7 @@ def test_the_page_marks_what_nothing_implements_as_planned_and_shows_the_rest():
     assert "role [`firewall`](roles/firewall.md): *Rules*" in seg
     assert "`tests/lab/test_segmentation.py`: `test_pairs`" in seg and "commit `abc1234`" in seg
     assert '!!! note "Planned"' in waf and "No test carries" in waf
-    assert "| [WAF](#waf) | A WAF. | **planned** | 0 |" in text
+    assert "| [WAF](#waf) | A WAF. | **planned** | 0 | – |" in text
 
 
 def test_what_is_built_comes_from_the_roles_and_the_playbooks(tmp_path):
