@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rempart.firewall import firewall_rules
 
-from .rules import ADDRESS_KINDS, as_list
+from .rules import ADDRESS_KINDS, as_list, members
 
 
 def _md(text) -> str:
@@ -53,6 +53,17 @@ def flow_state(flow: dict, services_built: set[str], groups_built: set[str]) -> 
     return "server side built" if target else "planned"
 
 
+def _reached_by(topology: dict, flows: list[dict], zone: str) -> list[str]:
+    """Who the flow matrix lets reach a host of ``zone``, with the services: '`app`: `postgresql`'."""
+    zone_hosts = {h for h, spec in topology["hosts"].items() if spec.get("zone") == zone}
+    found: dict[str, list[str]] = {}
+    for flow in flows:
+        if zone_hosts & set(members(topology, flow["to"])):
+            services = found.setdefault(flow["from"], [])
+            services += [s for s in flow["services"] if s not in services]
+    return [f"`{source}`: " + ", ".join(f"`{s}`" for s in services) for source, services in found.items()]
+
+
 def render_page(topologies: dict[str, dict], reference: dict, built: tuple[set[str], set[str]] | None = None) -> str:
     """Vocabulary, services, zones, flow matrix (``reference``) and every environment's sites and hosts;
     ``built`` (``what_is_built``) marks each flow as built or planned."""
@@ -84,13 +95,17 @@ def render_page(topologies: dict[str, dict], reference: dict, built: tuple[set[s
         "",
         "## Zones (SEG)",
         "",
-        "Each host sits in exactly one zone; the zone's protection level follows from what it holds.",
+        "Each host sits in exactly one zone; the zone's protection level follows from what it holds. *Reached",
+        "by* is read from the flow matrix below (with the hosts of the first environment), not written by hand.",
         "",
-        "| Zone | Protection | Holds data | Why |",
-        "|---|---|---|---|",
+        "| Zone | Protection | Holds data | Why | Reached by |",
+        "|---|---|---|---|---|",
     ]
+    first = next(iter(topologies.values()))
     for name, zone in reference["zones"].items():
-        lines.append(f"| `{name}` | {zone['protection']} | {'no' if zone.get('holds_data') is False else 'may'} | {_md(zone['reason'])} |")
+        reached = _reached_by(first, reference["flows"], name)
+        lines.append(f"| `{name}` | {zone['protection']} | {'no' if zone.get('holds_data') is False else 'may'} | {_md(zone['reason'])} "
+                     f"| {'<br>'.join(reached) or '–'} |")
     lines += [
         "",
         "## Flow matrix (SEG)",
