@@ -494,6 +494,9 @@ def drill_restore() -> dict:
 
 DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition,
           "sealed": drill_sealed, "restore": drill_restore}
+# The requirements each drill bears on (the requirements page shows its latest figures under them).
+REQUIREMENTS = {"failover": ["HA", "AVAIL"], "switchover": ["HA", "AVAIL"], "standby": ["HA", "AVAIL"],
+                "partition": ["HA", "LINK"], "sealed": ["KEY", "DR"], "restore": ["DR"]}
 
 
 def _commit() -> str:

@@ -365,10 +365,10 @@ TOPOLOGY_PAGE = REPO / "docs" / "topology.md"
 
 def topology_page() -> str:
     from . import topology  # noqa: PLC0415 - only the docs need it
-    from .topology.docs import render_page  # noqa: PLC0415
+    from .topology.docs import render_page, what_is_built  # noqa: PLC0415
 
     ordered = {env: topo for env in topology.ENVIRONMENTS if (topo := topology.load_all().get(env))}
-    return render_page(ordered, topology.read(topology.INVENTORIES / "reference.yml").data)
+    return render_page(ordered, topology.read(topology.INVENTORIES / "reference.yml").data, what_is_built(REPO))
 
 
 def stale_pages(pages: dict[str, str], docs_dir: Path = DOCS_DIR) -> list[str]:
@@ -442,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     hardening_text = hardening.render(results) if results else None
     from . import drill  # noqa: PLC0415 - only the docs need it
 
+    from . import traceability  # noqa: PLC0415 - only the docs need it
+
+    requirements_text, requirement_errors = traceability.page()
+    errors += requirement_errors
     data_now = drill.PAGE.read_text(encoding="utf-8")
     try:
         data_text = drill.page_text(drill.load_results(), data_now)
@@ -456,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
         if data_now != data_text:
             errors.append("stale drills figures in docs/data.md: run `make docs` and commit it.")
+        if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
+            errors.append("stale generated page: docs/requirements.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
     else:
@@ -466,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
         if data_now != data_text:
             drill.PAGE.write_text(data_text, encoding="utf-8")
+        if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
+            traceability.PAGE.write_text(requirements_text, encoding="utf-8")
         if nav != mkdocs_text:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
     if args.site:

@@ -7,7 +7,7 @@ import pytest
 
 from rempart import drill
 
-pytestmark = pytest.mark.HA
+pytestmark = [pytest.mark.HA, pytest.mark.DOC]
 
 RUN = {"write_outage_s": 11.5, "acknowledged_rows_lost": 0, "rows_pending_at_stop": 0, "primary_before": "db1"}
 

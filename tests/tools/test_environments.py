@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.ENV
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 

@@ -8,6 +8,8 @@ import pytest
 
 from rempart import hardening
 
+pytestmark = [pytest.mark.HARD, pytest.mark.DOC]
+
 
 @pytest.fixture
 def results():

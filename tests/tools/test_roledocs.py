@@ -9,6 +9,8 @@ import yaml
 
 from rempart import roledocs
 
+pytestmark = pytest.mark.DOC
+
 GOOD_SPECS = {
     "argument_specs": {
         "main": {

@@ -383,6 +383,7 @@ def test_no_witness(lab):
     ]
 
 
+@pytest.mark.DR
 def test_backups_off_the_database_hosts_and_their_site(lab):
     lab["hosts"]["mon1"]["functions"].remove("backup_repository")
     lab["hosts"]["db1"]["functions"].append("backup_repository")
@@ -410,6 +411,7 @@ def test_data_never_in_the_edge_zone(lab):
     ]
 
 
+@pytest.mark.LOC
 def test_data_holding_host_outside_allowed_jurisdictions(lab):
     lab["sites"]["dc3"]["jurisdiction"] = "US"
     assert errors_of(lab) == [
