@@ -19,7 +19,9 @@ primary; then power it on and time its return as a standby), ``switchover`` (pla
 under load), ``standby`` (power off the standby: writes go on), ``partition`` (cut dc1 from dc2:
 never two primaries), ``sealed`` (power off the backup repository: after it is back its passphrase is
 gone from memory, archiving waits until playbooks/unlock.yml), ``restore`` (playbooks/restore-drill.yml:
-the latest backup and a point in time restored to a scratch instance and checked). Each returns its figures; ``--record`` writes them to
+the latest backup and a point in time restored to a scratch instance and checked), ``uploads`` (power
+off the primary during a stream of document uploads through both app servers, from a WAF: no
+acknowledged upload lost). Each returns its figures; ``--record`` writes them to
 ``docs/results/drills.json`` with the commit, and ``make docs`` renders them on the data tier's page.
 The lab tests (tests/lab/test_drills.py) run the same drills and assert what must hold: no
 acknowledged row lost, writes back, one primary at most, every host back as it was.
@@ -492,11 +494,121 @@ def drill_restore() -> dict:
             "rows_as_expected": True}
 
 
+# --- the application: a client on a WAF, speaking to the app servers as the WAF does ---------------
+
+APP_SERVERS = model.members(TOPOLOGY, "app")
+APP_PORT = model.port(TOPOLOGY, "app")
+# The first host the flow matrix lets reach the app servers with function waf (the WAF speaks to them).
+APP_CLIENT = next((h for h in model.members(TOPOLOGY, "waf") if h in model.clients(TOPOLOGY, APP_SERVERS[0], "app")), None) \
+    if APP_SERVERS else None
+LAB_CLIENT_CODE = (Path(__file__).with_name("lab_client.py")).read_text(encoding="utf-8")
+# A small PDF: what a citizen attaches.
+DOCUMENT = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + b"% rempart drill document\n" * 40 + b"%%EOF\n"
+
+
+def app_url(host: str) -> str:
+    return f"https://{TOPOLOGY['hosts'][host]['overlay']}:{APP_PORT}"
+
+
+def lab_client(via: str | None = None) -> subprocess.Popen:
+    """rempart/lab_client.py running on ``via`` (a WAF by default) with that host's certificate."""
+    via = via or APP_CLIENT
+    if via is None:
+        raise DrillError("no host of the lab topology may reach the app servers (flow matrix): nothing to test them from")
+    return subprocess.Popen(
+        ["docker", "exec", "-i", via, "python3", "-c", LAB_CLIENT_CODE, f"{PKI}/ca.crt", f"{PKI}/host.crt", f"{PKI}/private/host.key"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+class Https:
+    """Requests to the app servers from a WAF: ``Https()("GET", url)`` returns status, headers, body."""
+
+    def __init__(self, via: str | None = None):
+        self.process = lab_client(via)
+        self._send({"mode": "requests"})
+
+    def _send(self, message: dict) -> None:
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def __call__(self, method: str, url: str, headers: dict | None = None, body: bytes | None = None) -> dict:
+        self._send({"method": method, "url": url, "headers": headers or {},
+                    "body_b64": base64.b64encode(body).decode() if body else None})
+        line = self.process.stdout.readline()
+        if not line:
+            raise DrillError(f"the lab client stopped: {self.process.stderr.read()[-1500:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            return {"status": None, "error": answer["error"], "headers": {}, "body": b""}
+        headers_ = {}
+        for name, value in answer["headers"]:
+            headers_.setdefault(name.lower(), []).append(value)
+        return {"status": answer["status"], "headers": headers_, "body": base64.b64decode(answer["body_b64"])}
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def procedure() -> str:
+    """The first procedure of the reference e-service (role app's defaults)."""
+    defaults = yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))
+    return next(iter(defaults["app_eservice_procedures"]))
+
+
+def receipts_on(host: str, receipts: list[str]) -> set[str]:
+    """Which of these receipts the database on ``host`` holds."""
+    result = inside(host, ["psql", "-XAtq", "-d", DATABASE, "-c",
+                           "select receipt from submissions where receipt = any(string_to_array('" + ",".join(receipts) + "', ','))"],
+                    user="postgres", timeout=30)
+    if result.returncode != 0:
+        raise DrillError(f"reading the receipts on {host}: {result.stderr.strip()}")
+    return set(result.stdout.split())
+
+
+def drill_uploads() -> dict:
+    """Power off the database primary during a stream of document uploads through both app servers:
+    every acknowledged upload (201 and a receipt) must be in the database afterwards."""
+    wait_for("a healthy cluster before the drill", healthy, timeout=120)
+    old = primary()
+    process = lab_client()
+    process.stdin.write(json.dumps({"mode": "uploads", "urls": [app_url(h) for h in APP_SERVERS], "interval": 0.1,
+                                    "procedure": procedure(), "document_b64": base64.b64encode(DOCUMENT).decode()}) + "\n")
+    process.stdin.flush()
+    try:
+        time.sleep(3)
+        at = power_off(old)
+        new = wait_for("a new primary",
+                       lambda: next((n for n, r in roles(cluster()).items() if r == "leader" and n != old), None),
+                       timeout=120, interval=0.2)
+        time.sleep(6)
+        out, err = process.communicate("stop\n", timeout=90)
+        if process.returncode != 0 or not out.strip():
+            raise DrillError(f"the uploads client failed: {err.strip()[-1500:]}")
+        rows = json.loads(out)["rows"]
+        acked = [r for r in rows if r["acked"] is not None]
+        missing = sorted(set(r["receipt"] for r in acked) - receipts_on(new, [r["receipt"] for r in acked]))
+        later = [r for r in acked if r["acked"] >= at]
+        result = {"primary_before": old, "primary_after": new, "uploads_acknowledged": len(acked),
+                  "uploads_acknowledged_after_event": len(later),
+                  "upload_outage_s": round(max((r["acked"] - max(r["tried"], at) for r in later), default=0.0), 2),
+                  "uploads_retried": sum(1 for r in rows if r["tries"] > 1),
+                  "acknowledged_uploads_lost": len(missing)}
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if not running(old):
+            power_on(old)
+    result["rejoined_as_standby_after_s"] = _restore(old)
+    return result
+
+
 DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition,
-          "sealed": drill_sealed, "restore": drill_restore}
+          "sealed": drill_sealed, "restore": drill_restore, "uploads": drill_uploads}
 # The requirements each drill bears on (the requirements page shows its latest figures under them).
 REQUIREMENTS = {"failover": ["HA", "AVAIL"], "switchover": ["HA", "AVAIL"], "standby": ["HA", "AVAIL"],
-                "partition": ["HA", "LINK"], "sealed": ["KEY", "DR"], "restore": ["DR"]}
+                "partition": ["HA", "LINK"], "sealed": ["KEY", "DR"], "restore": ["DR"], "uploads": ["HA", "ENC"]}
 
 
 def _commit() -> str:
@@ -542,6 +654,9 @@ FIGURES = {
     "point_in_time_restore_s": "the backup restored again, for the point in time (s)",
     "point_in_time_recovery_s": "recovery to the point in time, then ready (s)",
     "rows_pending_at_stop": "rows the client never got acknowledged",
+    "uploads_acknowledged": "document uploads acknowledged (201 and a receipt)",
+    "upload_outage_s": "longest an upload waited for its acknowledgement after the power cut (s)",
+    "acknowledged_uploads_lost": "acknowledged uploads missing afterwards",
 }
 TITLES = {
     "failover": "Power cut of the primary (failover), then power on",
@@ -550,6 +665,7 @@ TITLES = {
     "partition": "dc1 cut from dc2 for 20 s (both still reach dc3)",
     "sealed": "Power cut of the backup repository, then power on: sealed until playbooks/unlock.yml",
     "restore": "Restore drill (playbooks/restore-drill.yml): the latest backup and a point in time",
+    "uploads": "Power cut of the database primary during a stream of document uploads through both app servers",
 }
 
 

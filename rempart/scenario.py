@@ -16,6 +16,8 @@ import testinfra
 import testinfra.utils.ansible_runner
 import yaml
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def load(test_file: str) -> tuple[list[str], dict]:
     """The scenario's hosts and its topology, for a test module of the scenario."""

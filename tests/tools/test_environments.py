@@ -57,7 +57,8 @@ def test_the_right_environment_passes_validation():
 # Every playbook that can be run alone (each tier, bootstrap, rotation) validates before anything else.
 ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
          "playbooks/rotate-wireguard-keys.yml", "playbooks/pki.yml",
-         "playbooks/data.yml", "playbooks/switchover.yml", "playbooks/unlock.yml", "playbooks/restore-drill.yml"]
+         "playbooks/data.yml", "playbooks/switchover.yml", "playbooks/unlock.yml", "playbooks/restore-drill.yml",
+         "playbooks/app.yml", "playbooks/rotate-app-key.yml"]
 
 
 @pytest.mark.parametrize("playbook", ALONE)

@@ -86,3 +86,67 @@ def test_the_repository_holds_an_encrypted_full_backup_and_archiving_reaches_it(
     assert [b["type"] for b in stanza["backup"]] == ["full"]
     # A WAL switch on the primary, found in the repository through both TLS servers.
     repository.check_output(f"cd / && sudo -u pgbackrest pgbackrest --stanza={stanza['name']} check")
+
+
+# --- the app tier (role app) on the database's client ----------------------------------------------
+
+APP_DEFAULTS = yaml.safe_load(open(os.path.join(scenario.REPO, "roles/app/defaults/main.yml"), encoding="utf-8"))
+APP_VARS = yaml.safe_load(open(os.path.join(scenario.REPO, "roles/app/vars/main.yml"), encoding="utf-8"))
+APP_NAME = APP_DEFAULTS["app_name"]
+APP_SOCKET = APP_VARS["__app_socket"].replace("{{ app_name }}", APP_NAME)
+APP_URL = f"https://{HOSTS[CLIENT]['overlay']}:{model.port(LAB, 'app')}"
+
+
+def https(*requests: dict) -> list[dict]:
+    """Requests to the app from its own host, with the host's certificate (rempart/lab_client.py)."""
+    code = open(os.path.join(scenario.REPO, "rempart/lab_client.py"), encoding="utf-8").read()
+    lines = [json.dumps({"mode": "requests"})] + [json.dumps(r) for r in requests]
+    result = subprocess.run(["docker", "exec", "-i", CLIENT, "python3", "-c", code, f"{PKI}/ca.crt", f"{PKI}/host.crt",
+                             f"{PKI}/private/host.key"], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _secrets() -> dict:
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.mark.ENC
+@pytest.mark.KEY
+def test_the_app_stores_documents_encrypted_and_is_sealed_after_a_restart():
+    import base64  # noqa: PLC0415
+
+    marker = b"molecule-plaintext-" + os.urandom(4).hex().encode()
+    boundary = "b" + os.urandom(6).hex()
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in
+                    {"procedure": next(iter(APP_DEFAULTS["app_eservice_procedures"])), "full_name": "M", "email": "m@example.org"}.items())
+    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="document"; filename="d.pdf"\r\n\r\n').encode() \
+        + b"%PDF-1.4\n" + marker * 20 + f"\r\n--{boundary}--\r\n".encode()
+    ready, upload = https({"method": "GET", "url": APP_URL + "/readyz"},
+                          {"method": "POST", "url": APP_URL + "/submissions", "body_b64": base64.b64encode(body).decode(),
+                           "headers": {"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"}})
+    assert ready["status"] == 200, base64.b64decode(ready.get("body_b64", "")).decode()
+    assert upload["status"] == 201, base64.b64decode(upload.get("body_b64", "")).decode()
+    document = json.loads(base64.b64decode(upload["body_b64"]))["document_id"]
+    leader = next(m["name"] for m in cluster()["members"] if m["role"] == "leader")
+    stored = node(leader).check_output("cd / && sudo -u postgres psql -XAtq -d " + DATABASE + " -c "
+                                       + shlex.quote(f"select encode(ciphertext, 'hex') from documents where id = '{document}'"))
+    assert stored and marker.hex() not in stored
+    # A restart seals it; the keys delivered by root over the key holder's socket unseal it.
+    node(CLIENT).check_output(f"systemctl restart {APP_NAME}")
+    for _ in range(50):
+        if node(CLIENT).run(f"test -S {APP_SOCKET}").rc == 0:
+            break
+        subprocess.run(["sleep", "0.2"], check=True)
+    sealed = https({"method": "GET", "url": APP_URL + "/readyz"})[0]
+    assert sealed["status"] == 503 and json.loads(base64.b64decode(sealed["body_b64"]))["sealed"] is True
+    given = _secrets()
+    put = subprocess.run(["docker", "exec", "-i", CLIENT, "/usr/local/sbin/rempart-app-keys", APP_SOCKET, "put"],
+                         input=json.dumps({"kek": given["kek"], "database_password": given[DATABASE]}),
+                         capture_output=True, text=True, check=False, timeout=30)
+    assert put.returncode == 0 and json.loads(put.stdout)["changed"] is True, put.stdout + put.stderr
+    assert https({"method": "GET", "url": APP_URL + "/readyz"})[0]["status"] == 200
+    exposure = node(CLIENT).check_output(f"systemd-analyze security --no-pager {APP_NAME}.service | tail -n 1")
+    assert float(exposure.split(":")[-1].split()[0]) <= float(APP_DEFAULTS["app_exposure_max"]), exposure
