@@ -532,8 +532,9 @@ class Https:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
-    def __call__(self, method: str, url: str, headers: dict | None = None, body: bytes | None = None) -> dict:
-        self._send({"method": method, "url": url, "headers": headers or {},
+    def __call__(self, method: str, url: str, headers: dict | None = None, body: bytes | None = None,
+                 truncate: int | None = None) -> dict:
+        self._send({"method": method, "url": url, "headers": headers or {}, "truncate": truncate,
                     "body_b64": base64.b64encode(body).decode() if body else None})
         line = self.process.stdout.readline()
         if not line:

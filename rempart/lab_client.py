@@ -6,8 +6,9 @@ those hosts (a WAF), with that host's certificate, as the WAF itself will. Pytho
 library only. Arguments: the CA, certificate and key files. Two modes, chosen by the first line on
 standard input:
 
-- ``{"mode": "requests"}``: then one JSON request per line (method, url, headers, body in base64),
-  one JSON answer per line (status, headers, body in base64; or error);
+- ``{"mode": "requests"}``: then one JSON request per line (method, url, headers, body in base64;
+  ``truncate``: send that many bytes of the body only, then cut the connection), one JSON answer per
+  line (status, headers, body in base64; or error);
 - ``{"mode": "uploads", "urls": [...], "interval": s, "document_b64": ...}``: submits a document
   again and again, to each URL in turn, until a line arrives on standard input; a submission is
   retried (on the next URL) until acknowledged (201). Prints one JSON document: every upload, when
@@ -42,6 +43,20 @@ def request(method: str, url: str, headers: dict | None = None, body: bytes | No
         conn.close()
 
 
+def truncated(url: str, headers: dict, body: bytes, keep: int) -> None:
+    """Announce the whole body, send its first ``keep`` bytes, then cut the connection (an upload
+    that fails half-way)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=CONTEXT, timeout=10)
+    conn.putrequest("POST", parts.path)
+    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    conn.send(body[:keep])
+    time.sleep(0.5)
+    conn.close()
+
+
 def multipart(fields: dict, document: bytes, filename: str) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     out = b""
@@ -58,6 +73,10 @@ def requests_mode() -> None:
         asked = json.loads(line)
         try:
             body = base64.b64decode(asked["body_b64"]) if asked.get("body_b64") else None
+            if asked.get("truncate"):
+                truncated(asked["url"], asked.get("headers") or {}, body, int(asked["truncate"]))
+                print(json.dumps({"status": None, "headers": [], "body_b64": ""}), flush=True)
+                continue
             status, headers, content = request(asked["method"], asked["url"], asked.get("headers"), body)
             print(json.dumps({"status": status, "headers": headers, "body_b64": base64.b64encode(content).decode()}), flush=True)
         except (OSError, http.client.HTTPException) as error:

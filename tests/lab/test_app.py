@@ -121,6 +121,16 @@ def test_a_document_uploaded_through_one_app_server_comes_back_byte_for_byte_thr
     assert download["body"] == content
     assert download["headers"]["content-type"] == ["application/pdf"]
     assert "attachment" in download["headers"]["content-disposition"][0] and "/" not in download["headers"]["content-disposition"][0]
+    # The agent changes its status on one server; the citizen's link shows it on the other.
+    submission = re.search(r'href="/agent/submissions/([0-9a-f-]+)">' + receipt["receipt"], page["body"].decode()).group(1)
+    detail = web("GET", url(second, f"/agent/submissions/{submission}"), {"Cookie": session["cookie"]})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', detail["body"].decode()).group(1)
+    change = web("POST", url(second, f"/agent/submissions/{submission}/status"),
+                 {"Cookie": session["cookie"], "Content-Type": "application/x-www-form-urlencoded"},
+                 urllib.parse.urlencode({"csrf": csrf, "status": "accepted"}).encode())
+    assert change["status"] == 303
+    status = web("GET", url(first, receipt["status_url"]), {"Accept": "application/json"})
+    assert json.loads(status["body"])["status"] == "accepted"
 
 
 def test_the_database_holds_ciphertext_only(web):
@@ -136,6 +146,19 @@ def test_the_database_holds_ciphertext_only(web):
     # No column of the database holds the marker: a dump of the table does not show it.
     dump = drill.inside(drill.primary(), ["pg_dump", "-d", drill.DATABASE, "-t", "documents", "-a"], user="postgres", timeout=60)
     assert dump.returncode == 0 and marker.decode() not in dump.stdout
+
+
+def test_an_upload_that_fails_half_way_leaves_nothing_behind(web):
+    count = "select (select count(*) from submissions), (select count(*) from documents)"
+    before = psql(count)
+    body, kind = _multipart({"procedure": drill.procedure(), "full_name": "Half Way", "email": "half@example.org"},
+                            document(b"half way ") + os.urandom(200_000))
+    for host in APPS:
+        web("POST", url(host, "/submissions"), {"Content-Type": kind, "Accept": "application/json"}, body, truncate=len(body) // 2)
+    # A document the e-service refuses after the fields were read leaves nothing either.
+    refused, kind = _multipart({"procedure": drill.procedure(), "full_name": "Refused", "email": "r@example.org"}, b"GIF89a not accepted")
+    assert web("POST", url(APPS[0], "/submissions"), {"Content-Type": kind, "Accept": "application/json"}, refused)["status"] == 422
+    assert psql(count) == before
 
 
 def test_the_app_answers_only_clients_with_a_certificate_of_the_environment(web):
@@ -184,6 +207,24 @@ def test_after_a_restart_the_app_is_sealed_and_unlock_restores_it(web):
     assert keys(host, "status")["loaded"] == []
     # The other app server serves meanwhile.
     assert ready(web, APPS[-1])["status"] == 200
+    unlocked = playbook("playbooks/unlock.yml")
+    assert unlocked.returncode == 0, unlocked.stdout[-3000:]
+    assert ready(web, host)["status"] == 200
+    session = sign_in(web, host)
+    assert web("GET", url(host, f"/agent/documents/{receipt['document_id']}"), {"Cookie": session["cookie"]})["status"] == 200
+
+
+def test_an_app_server_that_lost_its_power_comes_back_sealed_while_the_other_serves(web):
+    host, other = APPS[0], APPS[-1]
+    drill.power_off(host)
+    try:
+        assert ready(web, other)["status"] == 200
+        receipt = submit(web, other, document(b"while the other is off "))
+    finally:
+        drill.power_on(host)
+    drill.wait_for(f"{NAME} on {host} answering after its power came back",
+                   lambda: web("GET", url(host, "/healthz"))["status"] == 200, timeout=120)
+    assert ready(web, host)["sealed"] is True
     unlocked = playbook("playbooks/unlock.yml")
     assert unlocked.returncode == 0, unlocked.stdout[-3000:]
     assert ready(web, host)["status"] == 200
