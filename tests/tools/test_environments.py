@@ -101,3 +101,24 @@ def test_the_data_tier_without_its_secrets_stops_before_any_host(case, given, na
     assert named in text, f"{case}: {text[-1500:]}"
     assert "UNREACHABLE" not in text, f"{case}: a host was contacted"
     assert "x" * 24 not in text, f"{case}: a secret was printed"
+
+
+APP_KEY = "A" * 43 + "="
+
+
+@pytest.mark.parametrize(("case", "given", "named"), [
+    ("no key-encryption key", {"vault_postgresql_eservice_password": "x" * 24}, "vault_eservice_kek"),
+    ("a key that is not 32 bytes in base64", {"vault_postgresql_eservice_password": "x" * 24, "vault_eservice_kek": "x" * 24},
+     "vault_eservice_kek"),
+    ("no database password", {"vault_eservice_kek": APP_KEY}, "vault_postgresql_eservice_password"),
+    ("an agent without a password hash", {"vault_postgresql_eservice_password": "x" * 24, "vault_eservice_kek": APP_KEY,
+                                          "app_eservice_agents": [{"login": "ada", "name": "Ada"}]}, "vault_eservice_agent_password_hashes"),
+])
+def test_the_app_tier_without_its_secrets_stops_before_any_host(case, given, named):
+    """The dev hosts do not exist here: a run that reached one would say UNREACHABLE."""
+    result = validate("-i", "inventories/dev", "-e", "rempart_target=dev", "-e", json.dumps(given), playbook="playbooks/app.yml")
+    text = " ".join(result.stdout.split())
+    assert result.returncode != 0, case
+    assert named in text, f"{case}: {text[-1500:]}"
+    assert "UNREACHABLE" not in text, f"{case}: a host was contacted"
+    assert "x" * 24 not in text and APP_KEY not in text, f"{case}: a secret was printed"

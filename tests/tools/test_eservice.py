@@ -161,3 +161,18 @@ def test_the_key_holder_takes_checks_and_refuses(tmp_path, monkeypatch):
     assert done.returncode == 0 and json.loads(done.stdout)["loaded"] == ["kek"]
     gone = subprocess.run([sys.executable, str(tool), str(tmp_path / "none.sock"), "status"], capture_output=True, text=True, check=False)
     assert gone.returncode == 3
+
+
+def test_the_role_copies_the_source_without_caches_and_gives_each_agent_its_hash(tmp_path):
+    sys.path.insert(0, str(REPO / "roles" / "app" / "filter_plugins"))
+    filters = importlib.import_module("app").FilterModule().filters()
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("x = 1\n", encoding="utf-8")
+    (tmp_path / "pkg" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    files = filters["app_source_files"](str(tmp_path), "/opt/x/app")
+    assert [f["path"] for f in files] == ["/opt/x/app", "/opt/x/app/pkg", "/opt/x/app/pkg/__init__.py"]
+    assert files[-1]["content"] == "x = 1\n" and files[1]["state"] == "directory"
+    with pytest.raises(ValueError, match="not a folder"):
+        filters["app_source_files"](str(tmp_path / "missing"), "/opt/x/app")
+    agents = filters["app_with_hashes"]([{"login": "a"}, {"login": "b"}], {"a": "scrypt$1"})
+    assert agents == [{"login": "a", "password_hash": "scrypt$1"}, {"login": "b", "password_hash": ""}]
