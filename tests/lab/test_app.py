@@ -299,6 +299,21 @@ def test_losing_the_database_primary_during_uploads_loses_no_acknowledged_upload
     assert result["uploads_acknowledged_after_event"] > 0, "no upload was acknowledged after the primary was lost"
 
 
+def test_after_a_switchover_the_first_request_to_each_app_server_succeeds(web):
+    """The app servers hold idle connections to the primary; a switchover closes them (the old
+    primary restarts as a standby) while no request runs: none of them may be handed to a request."""
+    for host in APPS:
+        submit(web, host, document(b"before the switchover "))
+    before = drill.primary()
+    switched = playbook("playbooks/switchover.yml")
+    assert switched.returncode == 0, switched.stdout[-3000:]
+    drill.wait_for("the cluster whole again after the switchover", drill.healthy, timeout=120)
+    assert drill.primary() != before
+    for host in APPS:
+        assert ready(web, host)["status"] == 200, host
+        submit(web, host, document(b"after the switchover "))
+
+
 def test_the_unit_is_sandboxed_as_the_role_requires():
     for host in APPS:
         pid = f"$(systemctl show -p MainPID --value {NAME})"

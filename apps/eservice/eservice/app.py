@@ -86,9 +86,7 @@ class State:
             raise crypto.KeyUnavailable("the database password (database_password) is missing")
         with self._lock:
             self.keyring = keyring
-            for conn in self._idle:  # connections made with a former password
-                conn.close()
-            self._idle.clear()
+        self._flush()  # connections made with a former password
 
     def _secret(self, name: str) -> str | None:
         return keyholder.get(name) if keyholder else None
@@ -102,12 +100,9 @@ class State:
     def transaction(self):
         """A cursor in one transaction on the primary: committed at the end of the block, or nothing."""
         self.require_keys()
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
+        conn = None
         try:
-            if conn is None or conn.closed:
-                conn = psycopg2.connect(service=self.settings["database_service"], password=self._secret("database_password"),
-                                        application_name=self.settings.get("name", "eservice"), connect_timeout=3)
+            conn = self._checkout()
             with conn, conn.cursor() as cur:
                 yield cur
         except psycopg2.Error as error:
@@ -115,7 +110,9 @@ class State:
                 conn.close()
             if isinstance(error, (psycopg2.IntegrityError, psycopg2.DataError, psycopg2.ProgrammingError)):
                 raise
-            # Lost connection, a server that became a standby, a failover under way: the client may retry.
+            # Lost connection, a server that became a standby, a failover under way: the client may
+            # retry; the other idle connections went to the same server.
+            self._flush()
             raise Unavailable(str(error).strip().splitlines()[0] if str(error).strip() else "database unavailable") from None
         except BaseException:
             if conn is not None and not conn.closed:
@@ -124,6 +121,32 @@ class State:
             raise
         else:
             self._give_back(conn)
+
+    def _checkout(self):
+        """An idle connection that still reaches the primary (checked with one round trip: after a
+        failover or a switchover the idle ones point at a lost server or a standby), or a new one."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is not None and not conn.closed:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("select pg_is_in_recovery()")
+                    standby = cur.fetchone()[0]
+                conn.rollback()
+                if not standby:
+                    return conn
+            except psycopg2.Error:
+                pass
+            conn.close()
+            self._flush()
+        return psycopg2.connect(service=self.settings["database_service"], password=self._secret("database_password"),
+                                application_name=self.settings.get("name", "eservice"), connect_timeout=3)
+
+    def _flush(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def _give_back(self, conn) -> None:
         with self._lock:
