@@ -263,7 +263,7 @@ print(sorted(set(found)))
         assert result.stdout.strip() == "[]", f"{host}: key material found in {result.stdout.strip()}"
 
 
-def test_key_rotation_rewraps_every_document_and_forgets_the_former_key(web, tmp_path):
+def test_key_rotation_rewraps_every_document_and_forgets_the_former_key(web):
     host = APPS[0]
     content = document(b"before the rotation ")
     receipt = submit(web, host, content)
