@@ -27,9 +27,7 @@ import time
 import urllib.parse
 import uuid
 
-CA, CERT, KEY = sys.argv[1:4]
-CONTEXT = ssl.create_default_context(cafile=CA)
-CONTEXT.load_cert_chain(CERT, KEY)
+CONTEXT: ssl.SSLContext | None = None  # the host's certificate, set when run as a script
 
 
 def request(method: str, url: str, headers: dict | None = None, body: bytes | None = None, timeout: float = 10) -> tuple:
@@ -58,6 +56,7 @@ def truncated(url: str, headers: dict, body: bytes, keep: int) -> None:
 
 
 def multipart(fields: dict, document: bytes, filename: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with the fields and one file named ``document``, and its Content-Type."""
     boundary = uuid.uuid4().hex
     out = b""
     for name, value in fields.items():
@@ -109,8 +108,11 @@ def uploads_mode(asked: dict) -> None:
     print(json.dumps({"rows": rows}))
 
 
-first = json.loads(sys.stdin.readline())
-if first["mode"] == "requests":
-    requests_mode()
-else:
-    uploads_mode(first)
+if __name__ == "__main__":  # run on a lab host; the tests import multipart() only
+    CONTEXT = ssl.create_default_context(cafile=sys.argv[1])
+    CONTEXT.load_cert_chain(sys.argv[2], sys.argv[3])
+    first = json.loads(sys.stdin.readline())
+    if first["mode"] == "requests":
+        requests_mode()
+    else:
+        uploads_mode(first)

@@ -22,6 +22,7 @@ from conftest import LAB_DIR, REPO, playbook, ssh
 
 from rempart import drill
 from rempart import topology as model
+from rempart.lab_client import multipart
 
 pytestmark = [pytest.mark.HA, pytest.mark.ENC, pytest.mark.KEY]
 # The roles these tests cover (the docs' role pages name this file).
@@ -49,19 +50,12 @@ def url(host: str, path: str) -> str:
 
 
 def submit(web, host: str, document: bytes, name: str = "Ada Citizen") -> dict:
-    body, kind = _multipart({"procedure": drill.procedure(), "full_name": name, "email": "ada@example.org",
-                             "message": "Please"}, document)
+    # The name a browser sends is the client's: a path in it must not reach the download's name.
+    body, kind = multipart({"procedure": drill.procedure(), "full_name": name, "email": "ada@example.org",
+                            "message": "Please"}, document, "../../etc/passwd.pdf")
     answer = web("POST", url(host, "/submissions"), {"Content-Type": kind, "Accept": "application/json"}, body)
     assert answer["status"] == 201, answer
     return json.loads(answer["body"])
-
-
-def _multipart(fields: dict, document: bytes) -> tuple[bytes, str]:
-    boundary = "rempart" + os.urandom(8).hex()
-    out = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items())
-    out += (f'--{boundary}\r\nContent-Disposition: form-data; name="document"; filename="../../etc/passwd.pdf"\r\n'
-            "Content-Type: application/pdf\r\n\r\n").encode() + document + f"\r\n--{boundary}--\r\n".encode()
-    return out, f"multipart/form-data; boundary={boundary}"
 
 
 def cookies(answer: dict) -> dict:
@@ -151,12 +145,13 @@ def test_the_database_holds_ciphertext_only(web):
 def test_an_upload_that_fails_half_way_leaves_nothing_behind(web):
     count = "select (select count(*) from submissions), (select count(*) from documents)"
     before = psql(count)
-    body, kind = _multipart({"procedure": drill.procedure(), "full_name": "Half Way", "email": "half@example.org"},
-                            document(b"half way ") + os.urandom(200_000))
+    body, kind = multipart({"procedure": drill.procedure(), "full_name": "Half Way", "email": "half@example.org"},
+                           document(b"half way ") + os.urandom(200_000), "half.pdf")
     for host in APPS:
         web("POST", url(host, "/submissions"), {"Content-Type": kind, "Accept": "application/json"}, body, truncate=len(body) // 2)
     # A document the e-service refuses after the fields were read leaves nothing either.
-    refused, kind = _multipart({"procedure": drill.procedure(), "full_name": "Refused", "email": "r@example.org"}, b"GIF89a not accepted")
+    refused, kind = multipart({"procedure": drill.procedure(), "full_name": "Refused", "email": "r@example.org"},
+                              b"GIF89a not accepted", "refused.pdf")
     assert web("POST", url(APPS[0], "/submissions"), {"Content-Type": kind, "Accept": "application/json"}, refused)["status"] == 422
     assert psql(count) == before
 

@@ -94,13 +94,20 @@ DATA_PASSWORDS = {name: "x" * 24 for name in ("vault_postgresql_superuser_passwo
     ("a backup passphrase too short", {**DATA_PASSWORDS, "vault_pgbackrest_cipher_pass": "short"}, "vault_pgbackrest_cipher_pass"),
 ])
 def test_the_data_tier_without_its_secrets_stops_before_any_host(case, given, named):
-    """The dev hosts do not exist here: a run that reached one would say UNREACHABLE."""
-    result = validate("-i", "inventories/dev", "-e", "rempart_target=dev", "-e", json.dumps(given), playbook="playbooks/data.yml")
+    stops_before_any_host("playbooks/data.yml", case, given, named)
+
+
+def stops_before_any_host(playbook: str, case: str, given: dict, named: str) -> None:
+    """The dev hosts do not exist here: a run that reached one would say UNREACHABLE. The run names
+    the variable to fix and prints none of the secrets it was given."""
+    result = validate("-i", "inventories/dev", "-e", "rempart_target=dev", "-e", json.dumps(given), playbook=playbook)
     text = " ".join(result.stdout.split())
     assert result.returncode != 0, case
     assert named in text, f"{case}: {text[-1500:]}"
     assert "UNREACHABLE" not in text, f"{case}: a host was contacted"
-    assert "x" * 24 not in text, f"{case}: a secret was printed"
+    # (a secret of a few letters, given to be refused as too short, may be a word of the message)
+    secrets = [v for k, v in given.items() if k.startswith("vault_") and len(v) >= 12]
+    assert not [s for s in secrets if s in text], f"{case}: a secret was printed"
 
 
 APP_KEY = "A" * 43 + "="
@@ -115,10 +122,4 @@ APP_KEY = "A" * 43 + "="
                                           "app_eservice_agents": [{"login": "ada", "name": "Ada"}]}, "vault_eservice_agent_password_hashes"),
 ])
 def test_the_app_tier_without_its_secrets_stops_before_any_host(case, given, named):
-    """The dev hosts do not exist here: a run that reached one would say UNREACHABLE."""
-    result = validate("-i", "inventories/dev", "-e", "rempart_target=dev", "-e", json.dumps(given), playbook="playbooks/app.yml")
-    text = " ".join(result.stdout.split())
-    assert result.returncode != 0, case
-    assert named in text, f"{case}: {text[-1500:]}"
-    assert "UNREACHABLE" not in text, f"{case}: a host was contacted"
-    assert "x" * 24 not in text and APP_KEY not in text, f"{case}: a secret was printed"
+    stops_before_any_host("playbooks/app.yml", case, given, named)

@@ -197,6 +197,17 @@ class State:
         return {"rewrapped": done, **self.keys_in_use()}
 
 
+def _one(cur) -> dict | None:
+    """The next row as a dict named by the query's own columns (the select list says them once)."""
+    row = cur.fetchone()
+    return None if row is None else dict(zip((c.name for c in cur.description), row))
+
+
+def _all(cur) -> list[dict]:
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, row)) for row in cur]
+
+
 def _receipt() -> str:
     return "R-" + "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(10))
 
@@ -339,10 +350,9 @@ def create_app(settings: dict | None = None) -> Flask:
         with state.transaction() as cur:
             cur.execute("select receipt, procedure, status, created_at, updated_at from submissions where secret_hash = %s",
                         (_sha256(token),))
-            row = cur.fetchone()
-        if row is None:
+            found = _one(cur)
+        if found is None:
             abort(404, "No submission has this link.")
-        found = dict(zip(("receipt", "procedure", "status", "created_at", "updated_at"), row))
         if wants_json():
             return jsonify({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in found.items()})
         return render_template("status.html", submission=found, procedures=procedures)
@@ -421,10 +431,10 @@ def create_app(settings: dict | None = None) -> Flask:
     def agent_home():
         agent = agent_required()
         with state.transaction() as cur:
-            cur.execute("select s.id, s.receipt, s.procedure, s.full_name, s.status, s.created_at, count(d.id) "
+            cur.execute("select s.id, s.receipt, s.procedure, s.full_name, s.status, s.created_at, count(d.id) as documents "
                         "from submissions s left join documents d on d.submission_id = s.id "
                         "group by s.id order by s.created_at desc limit 200")
-            rows = [dict(zip(("id", "receipt", "procedure", "full_name", "status", "created_at", "documents"), r)) for r in cur]
+            rows = _all(cur)
         return render_template("agent_list.html", agent=agent, submissions=rows, procedures=procedures)
 
     def _uuid(text: str) -> str:
@@ -439,12 +449,12 @@ def create_app(settings: dict | None = None) -> Flask:
         with state.transaction() as cur:
             cur.execute("select id, receipt, procedure, full_name, email, message, status, created_at from submissions where id = %s",
                         (_uuid(sid),))
-            row = cur.fetchone()
-            if row is None:
+            submission = _one(cur)
+            if submission is None:
                 abort(404, "No such submission.")
-            submission = dict(zip(("id", "receipt", "procedure", "full_name", "email", "message", "status", "created_at"), row))
-            cur.execute("select id, filename, content_type, size from documents where submission_id = %s order by created_at", (row[0],))
-            documents = [dict(zip(("id", "filename", "content_type", "size"), r)) for r in cur]
+            cur.execute("select id, filename, content_type, size from documents where submission_id = %s order by created_at",
+                        (submission["id"],))
+            documents = _all(cur)
         return render_template("agent_submission.html", agent=agent, submission=submission, documents=documents,
                                procedures=procedures, statuses=statuses)
 

@@ -4,6 +4,7 @@ to whichever server is primary (HA, ENC), and an encrypted backup repository tha
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import yaml
 
 from rempart import scenario
 from rempart import topology as model
+from rempart.lab_client import multipart
 
 pytestmark = pytest.mark.HA
 
@@ -116,17 +118,12 @@ def _secrets() -> dict:
 @pytest.mark.ENC
 @pytest.mark.KEY
 def test_the_app_stores_documents_encrypted_and_is_sealed_after_a_restart():
-    import base64  # noqa: PLC0415
-
     marker = b"molecule-plaintext-" + os.urandom(4).hex().encode()
-    boundary = "b" + os.urandom(6).hex()
-    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in
-                    {"procedure": next(iter(APP_DEFAULTS["app_eservice_procedures"])), "full_name": "M", "email": "m@example.org"}.items())
-    body += (f'--{boundary}\r\nContent-Disposition: form-data; name="document"; filename="d.pdf"\r\n\r\n').encode() \
-        + b"%PDF-1.4\n" + marker * 20 + f"\r\n--{boundary}--\r\n".encode()
+    body, kind = multipart({"procedure": next(iter(APP_DEFAULTS["app_eservice_procedures"])), "full_name": "M", "email": "m@example.org"},
+                           b"%PDF-1.4\n" + marker * 20, "d.pdf")
     ready, upload = https({"method": "GET", "url": APP_URL + "/readyz"},
                           {"method": "POST", "url": APP_URL + "/submissions", "body_b64": base64.b64encode(body).decode(),
-                           "headers": {"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"}})
+                           "headers": {"Content-Type": kind, "Accept": "application/json"}})
     assert ready["status"] == 200, base64.b64decode(ready.get("body_b64", "")).decode()
     assert upload["status"] == 201, base64.b64decode(upload.get("body_b64", "")).decode()
     document = json.loads(base64.b64decode(upload["body_b64"]))["document_id"]
