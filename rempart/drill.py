@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,15 @@ def power_off(host: str) -> float:
     at = time.time()
     _engine("kill", host)
     # An SSH connection this machine shares with the host (ControlMaster) would hang new sessions.
+    subprocess.run(["ssh", "-F", str(LAB_DIR / "ssh_config"), "-O", "exit", host], capture_output=True, check=False)
+    return at
+
+
+def shut_down(host: str) -> float:
+    """Shut the machine down cleanly (systemd stops its services, which finish what they serve);
+    returns the moment it was asked (epoch seconds)."""
+    at = time.time()
+    _engine("stop", "--time", "60", host)
     subprocess.run(["ssh", "-F", str(LAB_DIR / "ssh_config"), "-O", "exit", host], capture_output=True, check=False)
     return at
 
@@ -552,6 +562,11 @@ class Https:
         self.process.wait(timeout=30)
 
 
+def app_unit() -> str:
+    """The application's unit (role app's app_name)."""
+    return yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))["app_name"]
+
+
 def procedure() -> str:
     """The first procedure of the reference e-service (role app's defaults)."""
     defaults = yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))
@@ -605,11 +620,134 @@ def drill_uploads() -> dict:
     return result
 
 
+# --- the edge: the public entry point ----------------------------------------------------------------
+
+WAFS = model.members(TOPOLOGY, "waf")
+ENTRY = (TOPOLOGY.get("floating") or {}).get("waf") or {}
+ENTRY_ADDRESS = str(ENTRY.get("public", ""))
+HTTPS_PORT = model.port(TOPOLOGY, "https")
+# The machine on the public network only, standing for a citizen (playbooks/lab: lab_client).
+CITIZEN = "client"
+
+
+def public_url() -> str:
+    """The public entry point's URL, as .lab/endpoints.json gives it: the first name, or the address."""
+    return f"https://{(list(ENTRY.get('names') or []) + [ENTRY_ADDRESS])[0]}/"
+
+
+def entry_holder() -> str | None:
+    """The WAF that holds the floating public address now (read through the engine), or None."""
+    for host in WAFS:
+        if running(host) and f" {ENTRY_ADDRESS}/" in inside(host, ["ip", "-o", "-4", "addr", "show"]).stdout:
+            return host
+    return None
+
+
+class Stream:
+    """A citizen's steady use of the public URL from the lab's client (rempart/lab_client.py, stream
+    mode: the form, then a submission with a document, each request sent once); ``stop()`` returns
+    every request with its status or error."""
+
+    def __init__(self, interval: float = 0.05):
+        self.process = subprocess.Popen(
+            ["docker", "exec", "-i", CITIZEN, "python3", "-c", LAB_CLIENT_CODE, "/etc/ssl/certs/ca-certificates.crt"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process.stdin.write(json.dumps({"mode": "stream", "url": public_url(), "interval": interval, "procedure": procedure(),
+                                             "document_b64": base64.b64encode(DOCUMENT).decode()}) + "\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> list[dict]:
+        out, err = self.process.communicate("stop\n", timeout=90)
+        if self.process.returncode != 0 or not out.strip():
+            raise DrillError(f"the citizen's stream failed: {err.strip()[-1500:]}")
+        return json.loads(out)["rows"]
+
+
+def stream_figures(rows: list[dict], since: float) -> dict:
+    """What the citizen saw: requests, the failed ones (no answer or a 5xx) after ``since``, and the
+    longest time without an answer."""
+    failed = [r for r in rows if r["started"] >= since - 15 and (r["status"] is None or r["status"] >= 500)]
+    answered = sorted(r["started"] + r["seconds"] for r in rows if r["status"] is not None and r["status"] < 500)
+    gaps = [b - a for a, b in zip(answered, answered[1:]) if b >= since]
+    return {"requests": len(rows), "requests_after_event": sum(1 for r in rows if r["started"] >= since),
+            "failed_requests": len(failed), "failures": sorted({r["error"] or str(r["status"]) for r in failed})[:5],
+            "longest_without_answer_s": round(max(gaps, default=0.0), 2)}
+
+
+def _reachable_since(address: str, port: int, since: float, timeout: float = 30) -> float | None:
+    """Seconds from ``since`` until a TCP connection from this machine (the internet's side) to the
+    address succeeds again, tried every 20 ms."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=0.1):
+                return round(time.time() - since, 3)
+        except OSError:
+            time.sleep(0.02)
+    return None
+
+
+def drill_waf() -> dict:
+    """Power off the WAF that holds the public address during a citizen's steady use: the address
+    moves to the other site's WAF (time until this machine connects again), and what the citizen saw;
+    then power it on: it comes back as the standby, the address stays."""
+    before = wait_for("a WAF holding the public address", entry_holder, timeout=60)
+    stream = Stream()
+    try:
+        time.sleep(3)
+        at = power_off(before)
+        moved_s = _reachable_since(ENTRY_ADDRESS, HTTPS_PORT, at)
+        after = wait_for("the other WAF holding the public address", entry_holder, timeout=30)
+        time.sleep(5)
+        result = {"holder_before": before, "holder_after": after, "address_moved_s": moved_s,
+                  **stream_figures(stream.stop(), at)}
+    finally:
+        if stream.process.poll() is None:
+            stream.process.kill()
+        if not running(before):
+            power_on(before)
+    start = time.time()
+    wait_for(f"nginx and keepalived on {before} after its power came back",
+             lambda: all(inside(before, ["systemctl", "is-active", "-q", unit]).returncode == 0 for unit in ("nginx", "keepalived")),
+             timeout=120)
+    result["back_after_s"] = round(time.time() - start, 1)
+    result["holder_once_back"] = entry_holder()
+    return result
+
+
+def drill_app() -> dict:
+    """Shut an app server down during a citizen's steady use through the public URL: no request may
+    fail (it finishes those it serves; the WAF sends the others to the other one); then start it
+    and give its keys back (playbooks/unlock.yml): meanwhile it is sealed, and no request may fail either."""
+    host = APP_SERVERS[0]
+    stream = Stream()
+    try:
+        time.sleep(3)
+        at = shut_down(host)
+        time.sleep(10)
+        power_on(host)
+        wait_for(f"{host} serving again, sealed",
+                 lambda: inside(host, ["systemctl", "is-active", "-q", app_unit()]).returncode == 0, timeout=120)
+        sealed_at = time.time()
+        time.sleep(10)
+        rows = stream.stop()
+        result = {"app_server": host, **stream_figures(rows, at),
+                  "requests_while_sealed": sum(1 for r in rows if r["started"] >= sealed_at)}
+    finally:
+        if stream.process.poll() is None:
+            stream.process.kill()
+        if not running(host):
+            power_on(host)
+    result["unlock_s"] = _playbook("playbooks/unlock.yml")
+    return result
+
+
 DRILLS = {"failover": drill_failover, "switchover": drill_switchover, "standby": drill_standby, "partition": drill_partition,
-          "sealed": drill_sealed, "restore": drill_restore, "uploads": drill_uploads}
+          "sealed": drill_sealed, "restore": drill_restore, "uploads": drill_uploads, "waf": drill_waf, "app": drill_app}
 # The requirements each drill bears on (the requirements page shows its latest figures under them).
 REQUIREMENTS = {"failover": ["HA", "AVAIL"], "switchover": ["HA", "AVAIL"], "standby": ["HA", "AVAIL"],
-                "partition": ["HA", "LINK"], "sealed": ["KEY", "DR"], "restore": ["DR"], "uploads": ["HA", "ENC"]}
+                "partition": ["HA", "LINK"], "sealed": ["KEY", "DR"], "restore": ["DR"], "uploads": ["HA", "ENC"],
+                "waf": ["HA", "WAF"], "app": ["HA", "AVAIL"]}
 
 
 def _commit() -> str:

@@ -109,14 +109,17 @@ def wait(timeout_s: float = START_TIMEOUT_S) -> None:
 
 def ensure_client_tools() -> None:
     """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH), tcpdump
-    (the lab tests capture the underlay to prove that nothing crosses it in clear) and nft (the tool
-    tests check rendered rulesets with `nft -c`)."""
+    (the lab tests capture the underlay to prove that nothing crosses it in clear), nft (the tool
+    tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
+    entry point's TLS from the internet's side)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
         apt_install(["tcpdump"], "the lab tests capture the underlay (nothing in clear)")
     if not shutil.which("nft") and not Path("/usr/sbin/nft").exists():
         apt_install(["nftables"], "the tool tests check rendered firewall rules with nft -c")
+    if not shutil.which("testssl"):
+        apt_install(["testssl.sh"], "the lab tests judge the public entry point's TLS")
 
 
 def ensure() -> None:

@@ -12,7 +12,13 @@ standard input:
 - ``{"mode": "uploads", "urls": [...], "interval": s, "document_b64": ...}``: submits a document
   again and again, to each URL in turn, until a line arrives on standard input; a submission is
   retried (on the next URL) until acknowledged (201). Prints one JSON document: every upload, when
-  it was first tried and acknowledged, its receipt and how many tries it took.
+  it was first tried and acknowledged, its receipt and how many tries it took;
+- ``{"mode": "stream", "url": ..., "interval": s, "procedure": ..., "document_b64": ...}``: a citizen's
+  steady use until a line arrives on standard input: the form (GET), then its submission with the
+  document (POST), again and again, each request sent once (no retry). Prints one JSON document: every
+  request, when it started, how long it took, and its status or error.
+
+Run on the lab's client (the internet's side), it is given the CA only: no client certificate.
 """
 
 from __future__ import annotations
@@ -108,11 +114,32 @@ def uploads_mode(asked: dict) -> None:
     print(json.dumps({"rows": rows}))
 
 
+def stream_mode(asked: dict) -> None:
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    document, url, rows, n = base64.b64decode(asked["document_b64"]), asked["url"].rstrip("/"), [], 0
+    while not stop.is_set():
+        n += 1
+        if n % 2:
+            method, path, headers, body = "GET", "/", {}, None
+        else:
+            body, kind = multipart({"procedure": asked["procedure"], "full_name": f"Stream {n}", "email": "stream@example.org",
+                                    "message": f"request {n}"}, document, f"stream-{n}.pdf")
+            method, path, headers = "POST", "/submissions", {"Content-Type": kind, "Accept": "application/json"}
+        row = {"n": n, "method": method, "started": time.time(), "status": None, "error": None}
+        try:
+            row["status"] = request(method, url + path, headers, body, 10)[0]
+        except (OSError, http.client.HTTPException) as error:
+            row["error"] = f"{type(error).__name__}: {error}"
+        row["seconds"] = round(time.time() - row["started"], 3)
+        rows.append(row)
+        time.sleep(float(asked.get("interval", 0.05)))
+    print(json.dumps({"rows": rows}))
+
+
 if __name__ == "__main__":  # run on a lab host; the tests import multipart() only
     CONTEXT = ssl.create_default_context(cafile=sys.argv[1])
-    CONTEXT.load_cert_chain(sys.argv[2], sys.argv[3])
+    if len(sys.argv) > 3:
+        CONTEXT.load_cert_chain(sys.argv[2], sys.argv[3])
     first = json.loads(sys.stdin.readline())
-    if first["mode"] == "requests":
-        requests_mode()
-    else:
-        uploads_mode(first)
+    {"requests": lambda _asked: requests_mode(), "uploads": uploads_mode, "stream": stream_mode}[first["mode"]](first)

@@ -213,6 +213,42 @@ def addresses(topology: dict) -> list[str]:
     return errors
 
 
+def floating(topology: dict) -> list[str]:
+    """A floating public address per outside-facing pair: inside ranges.public, nobody else's, required."""
+    errors = []
+    net = _network(topology["ranges"]["public"]) if "public" in topology["ranges"] else None
+    taken = {str(h.get(kind)): f"{name}'s {kind} address" for name, h in topology["hosts"].items() for kind in ADDRESS_KINDS if h.get(kind)}
+    given = topology.get("floating") or {}
+    for function, spec in topology["functions"].items():
+        spec = spec or {}
+        if spec.get("pair") and spec.get("faces") and len(hosts_with(topology, function)) > 1 and function not in given:
+            errors.append(
+                f"floating: the {spec['pair']} ({', '.join(hosts_with(topology, function))}) face the outside but share no "
+                f"floating address: add floating.{function}.public, an unused address in ranges.public."
+            )
+    for function, entry in given.items():
+        where = f"floating.{function}"
+        spec = topology["functions"].get(function)
+        if spec is None:
+            errors.append(f"{where}: {function!r} is not a function: use one of {', '.join(sorted(topology['functions']))}.")
+            continue
+        if not ((spec or {}).get("pair") and (spec or {}).get("faces")):
+            errors.append(f"{where}: {function} is not a pair that faces the outside (functions.{function}: pair and faces): remove the entry.")
+        try:
+            address = ipaddress.ip_address(str(entry["public"]))
+        except ValueError:
+            errors.append(f"{where}.public: {entry['public']!r} is not an IP address: give an IPv{FAMILY} address in ranges.public.")
+            continue
+        if net is None:
+            errors.append(f"{where}.public: the topology has no ranges.public: declare it.")
+        elif address.version != FAMILY or address not in net or address in (net.network_address, net.broadcast_address):
+            errors.append(f"{where}.public: {address} is not a host address of ranges.public ({net}): pick an unused one in it.")
+        if str(address) in taken:
+            errors.append(f"{where}.public: {address} is already {taken[str(address)]}: a floating address belongs to no host.")
+        taken[str(address)] = where
+    return errors
+
+
 def services(topology: dict) -> list[str]:
     """Ports where the protocol has them, none where it has not, each (protocol, port) one service's."""
     errors = []
@@ -442,6 +478,7 @@ FAMILIES: tuple[tuple[str, Callable], ...] = (
     ("names", lambda t, _o: names(t)),
     ("hosts", lambda t, _o: hosts(t)),
     ("addresses", lambda t, _o: addresses(t)),
+    ("floating", lambda t, _o: floating(t)),
     ("locality", lambda t, _o: locality(t)),
     ("services", lambda t, _o: services(t)),
     ("operators", lambda t, _o: operators(t)),

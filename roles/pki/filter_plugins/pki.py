@@ -55,6 +55,21 @@ def pki_to_issue(certificates: list[dict], probe: dict) -> list[dict]:
     return out
 
 
+def pki_floating_certificates(topology: dict, functions: list) -> list[dict]:
+    """One server certificate per floating public address of the host's functions (the topology's
+    ``floating``): named ``<function>-public``, for the entry point's names and its address."""
+    out = []
+    for function in functions or []:
+        entry = (topology.get("floating") or {}).get(function)
+        if not entry:
+            continue
+        names = list(entry.get("names") or [])
+        out.append({"name": f"{function}-public", "common_name": names[0] if names else str(entry["public"]),
+                    "dns": names, "ip": [str(entry["public"])], "usage": ["server"]})
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"pki_to_issue": pki_to_issue, "pki_subject_alt_names": pki_subject_alt_names, "pki_usages": pki_usages}
+        return {"pki_to_issue": pki_to_issue, "pki_subject_alt_names": pki_subject_alt_names, "pki_usages": pki_usages,
+                "pki_floating_certificates": pki_floating_certificates}

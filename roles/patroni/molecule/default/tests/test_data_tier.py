@@ -1,13 +1,16 @@
 """The data tier's scenario seen from outside: etcd's three members healthy, one PostgreSQL primary
 and its synchronous standby replicating over TLS, a client that writes through its libpq service
-to whichever server is primary (HA, ENC), and an encrypted backup repository that archiving reaches (DR)."""
+to whichever server is primary (HA, ENC), and an encrypted backup repository that archiving reaches (DR); the app server behind the two WAFs and
+their floating address (WAF)."""
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shlex
+import ssl
 import subprocess
 
 import pytest
@@ -147,3 +150,24 @@ def test_the_app_stores_documents_encrypted_and_is_sealed_after_a_restart():
     assert https({"method": "GET", "url": APP_URL + "/readyz"})[0]["status"] == 200
     exposure = node(CLIENT).check_output(f"systemd-analyze security --no-pager {APP_NAME}.service | tail -n 1")
     assert float(exposure.split(":")[-1].split()[0]) <= float(APP_DEFAULTS["app_exposure_max"]), exposure
+
+
+def test_the_wafs_share_one_address_and_serve_the_app_over_tls_blocking_an_attack():
+    wafs = sorted(h for h, spec in HOSTS.items() if "waf" in spec["functions"])
+    entry = TOPOLOGY["floating"]["waf"]["public"]
+    holders = [w for w in wafs if f" {entry}/" in node(w).check_output("ip -o -4 addr show")]
+    assert len(holders) == 1, holders
+    # From this machine, on the scenario's public network as the internet is: the app through the WAF.
+    context = ssl.create_default_context(cafile=os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ca.crt"))
+
+    def get(path: str, headers: dict | None = None) -> int:
+        conn = http.client.HTTPSConnection(entry, 443, context=context, timeout=20)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert get("/readyz") == 200
+    assert get("/?q=1%27%20UNION%20SELECT%20password_hash%20FROM%20agents--") == 403
+    assert get("/", {"User-Agent": "sqlmap/1.7"}) == 403
