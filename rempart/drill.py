@@ -796,6 +796,12 @@ FIGURES = {
     "point_in_time_restore_s": "the backup restored again, for the point in time (s)",
     "point_in_time_recovery_s": "recovery to the point in time, then ready (s)",
     "rows_pending_at_stop": "rows the client never got acknowledged",
+    "address_moved_s": "the public address answering again from the internet's side, after the power cut (s)",
+    "requests_after_event": "requests of the citizen's stream after the event",
+    "failed_requests": "requests of the stream that failed (no answer, or a 5xx)",
+    "longest_without_answer_s": "longest the stream went without an answer (s)",
+    "requests_while_sealed": "requests after the app server came back sealed (before the unlock)",
+    "unlock_s": "playbooks/unlock.yml, start to end (s)",
 }
 TITLES = {
     "failover": "Power cut of the primary (failover), then power on",
@@ -805,6 +811,8 @@ TITLES = {
     "sealed": "Power cut of the backup repository, then power on: sealed until playbooks/unlock.yml",
     "restore": "Restore drill (playbooks/restore-drill.yml): the latest backup and a point in time",
     "uploads": "Power cut of the database primary during a stream of document uploads through both app servers",
+    "waf": "Power cut of the WAF holding the public address, during a citizen's steady use of the public URL",
+    "app": "Shutdown of an app server during a citizen's steady use of the public URL; started again (sealed), then unlocked",
 }
 
 

@@ -446,6 +446,14 @@ def main(argv: list[str] | None = None) -> int:
 
     requirements_text, requirement_errors = traceability.page()
     errors += requirement_errors
+    from . import edgedocs  # noqa: PLC0415 - only the docs need it
+
+    edge_now = edgedocs.PAGE.read_text(encoding="utf-8")
+    try:
+        edge_text = edgedocs.page_text(edge_now)
+    except ValueError as error:
+        errors.append(str(error))
+        edge_text = edge_now
     data_now = drill.PAGE.read_text(encoding="utf-8")
     try:
         data_text = drill.page_text(drill.load_results(), data_now)
@@ -460,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
         if data_now != data_text:
             errors.append("stale drills figures in docs/data.md: run `make docs` and commit it.")
+        if edge_now != edge_text:
+            errors.append("stale WAF exclusions in docs/edge.md: run `make docs` and commit it.")
         if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
             errors.append("stale generated page: docs/requirements.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
@@ -472,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
             TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
         if data_now != data_text:
             drill.PAGE.write_text(data_text, encoding="utf-8")
+        if edge_now != edge_text:
+            edgedocs.PAGE.write_text(edge_text, encoding="utf-8")
         if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
             traceability.PAGE.write_text(requirements_text, encoding="utf-8")
         if nav != mkdocs_text:

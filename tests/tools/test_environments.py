@@ -58,7 +58,7 @@ def test_the_right_environment_passes_validation():
 ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
          "playbooks/rotate-wireguard-keys.yml", "playbooks/pki.yml",
          "playbooks/data.yml", "playbooks/switchover.yml", "playbooks/unlock.yml", "playbooks/restore-drill.yml",
-         "playbooks/app.yml", "playbooks/rotate-app-key.yml"]
+         "playbooks/app.yml", "playbooks/rotate-app-key.yml", "playbooks/edge.yml"]
 
 
 @pytest.mark.parametrize("playbook", ALONE)
@@ -123,3 +123,15 @@ APP_KEY = "A" * 43 + "="
 ])
 def test_the_app_tier_without_its_secrets_stops_before_any_host(case, given, named):
     stops_before_any_host("playbooks/app.yml", case, given, named)
+
+
+@pytest.mark.WAF
+@pytest.mark.parametrize(("case", "given", "named"), [
+    ("an exclusion without its reason", {"waf_exclusions": [{"rule_ids": [942100], "targets": ["ARGS:q"]}]}, "waf_exclusions[0].reason"),
+    ("an exclusion naming rules both ways", {"waf_exclusions": [{"rule_ids": [942100], "tags": ["attack-sqli"], "reason": "a b c d e"}]},
+     "waf_exclusions[0]"),
+    ("a paranoia level out of range", {"waf_paranoia_level": 7}, "waf_paranoia_level"),
+    ("a rate limit in the wrong syntax", {"waf_rate_limits": [{"name": "requests", "rate": "20/s", "burst": 5}]}, "waf_rate_limits"),
+])
+def test_the_edge_tier_with_a_wrong_input_stops_before_any_host(case, given, named):
+    stops_before_any_host("playbooks/edge.yml", case, given, named)

@@ -52,3 +52,13 @@ def test_each_difference_issues_again_and_says_why(change, reason):
 def test_request_names_and_uses_as_the_crypto_modules_take_them():
     assert pki.pki_subject_alt_names(WANTED) == ["DNS:db1", "IP:10.232.0.31"]
     assert pki.pki_usages(WANTED) == ["serverAuth", "clientAuth"]
+
+
+def test_an_entry_point_gets_a_server_certificate_for_its_names_and_its_floating_address():
+    topology = {"floating": {"waf": {"public": "192.0.2.130", "names": ["eservice.example.ch"]}}}
+    assert pki.pki_floating_certificates(topology, ["waf"]) == [
+        {"name": "waf-public", "common_name": "eservice.example.ch", "dns": ["eservice.example.ch"], "ip": ["192.0.2.130"],
+         "usage": ["server"]}]
+    # Without a name the address is the name; a host without such a function gets none.
+    assert pki.pki_floating_certificates({"floating": {"waf": {"public": "10.233.0.10"}}}, ["waf"])[0]["common_name"] == "10.233.0.10"
+    assert pki.pki_floating_certificates(topology, ["app"]) == []

@@ -247,6 +247,7 @@ def test_ranges_overlapping_another_environment(lab, others):
     lab["ranges"]["public"] = "192.0.2.128/26"  # the dev environment's public range
     for index, host in enumerate(h for h in lab["hosts"].values() if "public" in h):
         host["public"] = f"192.0.2.{150 + index}"
+    lab["floating"]["waf"]["public"] = "192.0.2.149"
     assert errors_of(lab, others) == [
         "ranges.public (192.0.2.128/26) overlaps the dev environment's ranges.public (192.0.2.128/26): "
         "environments are separated (ENV), give lab its own ranges."
@@ -486,3 +487,29 @@ def test_a_wrong_extends_is_refused(inventories, extends):
     path.write_text(path.read_text().replace("extends: ../reference.yml", f"extends: {extends}"))
     errors = refused(path)
     assert errors and all("topology.yml:" in e and "extends" in e for e in errors), errors
+
+
+@pytest.mark.HA
+def test_a_pair_facing_the_internet_needs_a_floating_address(lab):
+    del lab["floating"]
+    assert any(e.startswith("floating: the WAFs") and "floating.waf.public" in e for e in errors_of(lab))
+
+
+@pytest.mark.HA
+@pytest.mark.parametrize(("address", "expected"), [
+    ("10.233.0.11", "already waf1's public address"),
+    ("10.232.0.10", "not a host address of ranges.public"),
+    ("10.233.0.255", "not a host address of ranges.public"),
+])
+def test_a_floating_address_is_an_unused_public_address(lab, address, expected):
+    lab["floating"]["waf"]["public"] = address
+    assert any(e.startswith("floating.waf.public") and expected in e for e in errors_of(lab)), errors_of(lab)
+
+
+@pytest.mark.HA
+def test_only_a_pair_facing_the_outside_floats(lab):
+    lab["floating"]["db"] = {"public": "10.233.0.20"}
+    lab["floating"]["nothing"] = {"public": "10.233.0.21"}
+    found = errors_of(lab)
+    assert any(e.startswith("floating.db: db is not a pair that faces the outside") for e in found), found
+    assert any(e.startswith("floating.nothing: 'nothing' is not a function") for e in found), found
