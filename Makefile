@@ -70,7 +70,7 @@ audit-lab: venv ## Lynis on every host of the running lab (make lab first) into 
 	@python -m rempart audit --lab
 	@$(MAKE) --no-print-directory docs
 
-bench: venv image ## Time the baseline's second run over SSH, and a second `make lab` with its profile (per phase, role, task)
+bench: venv image ## Time the baseline's second run over SSH, a second `make lab` with its profile (per phase, role, task), and the WAF (docs/results/waf-bench.json)
 	@python -m rempart audit --out $(CURDIR)/.bench-hardening.json
 	@python -c "import json; r = json.load(open('.bench-hardening.json'))['run']; print(json.dumps(r, indent=2))"
 	@log=$$(mktemp); $(MAKE) lab >$$log 2>&1 || { tail -40 $$log; rm -f $$log; exit 1; }; rm -f $$log
@@ -78,6 +78,8 @@ bench: venv image ## Time the baseline's second run over SSH, and a second `make
 	  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles PROFILE_TASKS_TASK_OUTPUT_LIMIT=15 \
 	  $(MAKE) lab | sed 's/\x1b\[[0-9;]*m//g' | grep -E ' -{2,} +[0-9.]+s$$|^lab: |changed=[1-9]' ; \
 	  echo "bench: second make lab took $$(( $$(date +%s) - start )) s"
+	@python -m rempart bench --record
+	@$(MAKE) --no-print-directory docs
 
 docs: venv ## Regenerate the generated pages and build the site into site/
 	@python -m rempart docs

@@ -16,6 +16,7 @@ COMMANDS = {
     "audit": ("rempart.audit", "score the hardening baseline with Lynis and ssh-audit, time its second run"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
     "drill": ("rempart.drill", "run drills on the lab (stop the primary, switchover, lose the standby, cut two sites); --record"),
+    "bench": ("rempart.bench", "benchmark the WAF beside the same nginx without ModSecurity and a default Debian setup; --record"),
     "drift": ("rempart.drift", "run the site playbook with --check --diff against an environment; fail on any change"),
 }
 

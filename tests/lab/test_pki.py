@@ -48,12 +48,14 @@ def signed_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_host_certificate_names_the_host_and_its_overlay_address_and_comes_from_the_lab_ca(host):
+def test_host_certificate_names_the_host_its_overlay_address_and_functions_and_comes_from_the_lab_ca(host):
     certificate = host_certificate(host)
     assert signed_by(certificate, lab_ca())
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    # The overlay address is a DNS name too, for pgBackRest 2.45, which checks DNS names only.
-    assert names.get_values_for_type(x509.DNSName) == [host, TOPOLOGY["hosts"][host]["overlay"]]
+    # The overlay address is a DNS name too, for pgBackRest 2.45, which checks DNS names only; each
+    # function is a name (app.rempart.internal: the WAF checks it speaks to an app server).
+    functions = [f"{f}.{TOPOLOGY['wiring']['function_domain']}" for f in TOPOLOGY["hosts"][host]["functions"]]
+    assert names.get_values_for_type(x509.DNSName) == [host, TOPOLOGY["hosts"][host]["overlay"], *functions]
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(TOPOLOGY["hosts"][host]["overlay"])]
     usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert set(usages) == {x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH}
