@@ -711,6 +711,9 @@ def drill_waf() -> dict:
              lambda: all(inside(before, ["systemctl", "is-active", "-q", unit]).returncode == 0 for unit in ("nginx", "keepalived")),
              timeout=120)
     result["back_after_s"] = round(time.time() - start, 1)
+    # Once it takes part again (keepalived_startup_delay) and a while after, the address is still where it moved.
+    delay = yaml.safe_load((REPO / "roles/keepalived/defaults/main.yml").read_text(encoding="utf-8"))["keepalived_startup_delay"]
+    time.sleep(int(delay) + 5)
     result["holder_once_back"] = entry_holder()
     return result
 

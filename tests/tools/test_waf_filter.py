@@ -60,3 +60,14 @@ def test_an_exclusion_everywhere_is_applied_once_the_rules_are_loaded():
 def test_a_wrong_exclusion_is_named_with_its_fix(exclusion, place):
     problems = waf.waf_exclusion_problems([exclusion])
     assert problems and problems[0].startswith("waf_exclusions[0]") and place in problems[0], problems
+
+
+def test_keepalived_names_the_pair_members_whose_advertisements_the_flow_matrix_stops():
+    spec = importlib.util.spec_from_file_location("keepalived_filter", REPO / "roles/keepalived/filter_plugins/keepalived.py")
+    keepalived = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(keepalived)
+    lab = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
+    assert keepalived.keepalived_unreached(lab, "waf", "waf1") == []
+    assert keepalived.keepalived_peers(lab, "waf", "waf1") == [lab["hosts"]["waf2"]["overlay"]]
+    lab["flows"] = [f for f in lab["flows"] if "vrrp" not in f["services"]]
+    assert keepalived.keepalived_unreached(lab, "waf", "waf1") == ["waf2"]
