@@ -21,8 +21,10 @@ edge tier's page.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -126,8 +128,6 @@ class BenchError(RuntimeError):
 
 
 def _in(host: str, command: list[str], timeout: float = 120, stdin: str | None = None) -> str:
-    import subprocess  # noqa: PLC0415
-
     result = subprocess.run(["docker", "exec", "-i", "-u", "root", "-w", "/", host, *command], input=stdin,
                             capture_output=True, text=True, check=False, timeout=timeout)
     if result.returncode != 0:
@@ -186,8 +186,6 @@ def _ms(text: str) -> float:
 
 
 def _attacks(host: str, port: int) -> list[int]:
-    import base64  # noqa: PLC0415
-
     given = [{"method": m, "path": p, "headers": {**BROWSER, "Host": drill.ENTRY_ADDRESS, **h},
               "body": base64.b64encode(b).decode() if b else None} for _n, m, p, h, b in ATTACKS]
     return json.loads(_in(host, ["python3", "-c", ATTACKER, str(port)], stdin=json.dumps(given)))

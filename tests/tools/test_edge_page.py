@@ -40,3 +40,48 @@ def test_the_page_is_up_to_date_and_shows_the_benchmark_against_the_default():
 def test_a_page_without_its_markers_is_refused():
     with pytest.raises(ValueError, match="put it back"):
         edgedocs.page_text("# Edge tier\n")
+
+
+LIVE = """pid /run/nginx.pid;
+error_log /var/log/nginx/error.log warn;
+http {
+	access_log /var/log/nginx/access.log rempart buffer=64k flush=1s;
+	geo $rempart_limited {
+		default 1;
+	}
+	modsecurity on;
+	modsecurity_rules_file /etc/nginx/rempart/modsecurity.conf;
+	upstream app {
+		server 10.232.0.21:8443 max_fails=1 fail_timeout=5s;
+		server 10.232.0.22:8443 max_fails=1 fail_timeout=5s;
+		keepalive 32;
+	}
+
+	# Port 80 only redirects to HTTPS.
+	server {
+		listen 80 default_server;
+		location / {
+			return 301 https://x$request_uri;
+		}
+	}
+
+	server {
+		listen 443 ssl http2 default_server;
+		location / {
+			proxy_pass https://app;
+		}
+	}
+}
+"""
+
+
+def test_the_benchmark_runs_the_roles_configuration_on_the_loopback_before_the_same_backend():
+    from rempart import bench
+
+    ours = bench.ours_conf(LIVE, "ours", 18441, modsecurity=True)
+    assert "listen 127.0.0.1:18441 ssl http2 default_server;" in ours and "listen 80" not in ours
+    assert f"server 127.0.0.1:{bench.BACKEND_PORT};" in ours and "10.232.0.21" not in ours
+    assert "proxy_pass http://app;" in ours and "\t\t127.0.0.1 0;" in ours and "modsecurity on;" in ours
+    assert "modsecurity off;" in bench.ours_conf(LIVE, "off", 18442, modsecurity=False)
+    with pytest.raises(bench.BenchError, match="update rempart/bench.py"):
+        bench.ours_conf(LIVE.replace("listen 443 ssl http2 default_server;", "listen 443 ssl;"), "ours", 18441, True)
