@@ -131,6 +131,8 @@ def test_the_app_tier_without_its_secrets_stops_before_any_host(case, given, nam
     ("an exclusion naming rules both ways", {"waf_exclusions": [{"rule_ids": [942100], "tags": ["attack-sqli"], "reason": "a b c d e"}]},
      "waf_exclusions[0]"),
     ("a paranoia level out of range", {"waf_paranoia_level": 7}, "waf_paranoia_level"),
+    ("an exempt address that is not one", {"waf_rate_limit_exempt": ["10.0.0.1 0; } server { listen 8080"]}, "waf_rate_limit_exempt"),
+    ("a header value that would end its directive", {"waf_headers": {"X-Frame-Options": 'DENY"; return 200 "x'}}, "waf_headers"),
     ("a rate limit in the wrong syntax", {"waf_rate_limits": [{"name": "requests", "rate": "20/s", "burst": 5}]}, "waf_rate_limits"),
 ])
 def test_the_edge_tier_with_a_wrong_input_stops_before_any_host(case, given, named):
