@@ -112,6 +112,9 @@ def test_journal_messages_reach_rsyslog_files_readable_by_root_and_adm_only(host
     assert host.run(
         "find /var/log -xdev -type f -perm /0007 ! -name 'wtmp*' ! -name 'btmp*' ! -name lastlog"
     ).stdout == ""
+    # Debian's daily jobs (unattended-upgrades at 06:00) create their logs with the umask systemd gives them.
+    for unit in ("apt-daily.service", "apt-daily-upgrade.service"):
+        assert host.run(f"systemctl show -p UMask {unit}").stdout.strip() == "UMask=0027", unit
 
 
 @pytest.mark.HARD
