@@ -13,6 +13,7 @@ import json
 import re
 import ssl
 import subprocess
+import time
 import urllib.parse
 import uuid
 
@@ -168,10 +169,20 @@ def test_the_audit_log_holds_no_cookie_password_or_document(public):
                             "message": marker}, drill.DOCUMENT, "d.pdf")
     answer = public("POST", f"/submissions/m{marker}", {"Content-Type": kind, "Cookie": f"secret={marker}x"}, body)
     assert answer["status"] == 403
-    lines = [line for line in audit_lines(holder()) if marker in json.dumps(line)]
+    where = holder()
+    lines = [line for line in audit_lines(where) if marker in json.dumps(line)]
     assert lines, "the blocked request is not in the audit log"
     text = json.dumps(lines)
     assert f"{marker}x" not in text and "rempart drill document" not in text
+    # One id across the logs: the audit entry's transaction is the access log's request_id.
+    accessed = []
+    for _ in range(10):  # the access log is written at least every second
+        accessed = [json.loads(line) for line in drill.inside(where, ["cat", WAF_VARS["__waf_access_log"]]).stdout.splitlines()
+                    if marker in line]
+        if accessed:
+            break
+        time.sleep(0.5)
+    assert [entry["request_id"] for entry in accessed] == [lines[0]["transaction"]["unique_id"]]
 
 
 def test_request_size_matches_the_application(public):
