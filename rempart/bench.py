@@ -144,7 +144,7 @@ def ours_conf(live: str, name: str, port: int, modsecurity: bool) -> str:
     ``port`` (no redirect server), the backend as its upstream, no rate limit for the loopback."""
     text = live.replace("pid /run/nginx.pid;", f"pid {WORK}/{name}.pid;")
     text = text.replace("error_log /var/log/nginx/error.log warn;", f"error_log {WORK}/{name}-error.log warn;")
-    text = text.replace("access_log /var/log/nginx/access.log rempart", f"access_log {WORK}/{name}-access.log rempart")
+    text = re.sub(r"access_log \S+ rempart", f"access_log {WORK}/{name}-access.log rempart", text)
     text = re.sub(r"modsecurity_rules_file [^;]+;", f"modsecurity_rules_file {WORK}/ours-rules.conf;", text)
     if not modsecurity:
         text = text.replace("\tmodsecurity on;", "\tmodsecurity off;")

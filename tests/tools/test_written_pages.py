@@ -3,22 +3,17 @@ cannot keep citing, as proof, a test that was renamed or removed (DOC)."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from rempart.traceability import REPO, markers_of_tests
+
 DOCS = REPO / "docs"
 REFERENCE = re.compile(r"`((?:tests|roles)/[\w./-]+\.py)::(\w+)`")
 
 pytestmark = pytest.mark.DOC
-
-
-def _test_names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
 
 def missing_references(page: Path, repo: Path = REPO) -> list[str]:
@@ -26,7 +21,7 @@ def missing_references(page: Path, repo: Path = REPO) -> list[str]:
     missing = []
     for file, name in REFERENCE.findall(page.read_text(encoding="utf-8")):
         path = repo / file
-        if not path.is_file() or name not in _test_names(path):
+        if not path.is_file() or name not in markers_of_tests(path.read_text(encoding="utf-8")):
             missing.append(f"{file}::{name}")
     return missing
 
