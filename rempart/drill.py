@@ -195,12 +195,27 @@ def in_recovery(host: str) -> bool | None:
     return {"t": True, "f": False}.get(result.stdout.strip()) if result.returncode == 0 else None
 
 
+def _query(host: str, sql: str, what: str, database: str = DATABASE, timeout: float = 60) -> str:
+    """One query as postgres on ``host``; waits while the server is starting or stopping (a drill may
+    have caught it in a restart) and fails with what it said after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        result = inside(host, ["psql", "-XAtq", "-d", database, "-c", sql], user="postgres", timeout=30)
+        if result.returncode == 0:
+            return result.stdout
+        if time.time() > deadline or not any(s in result.stderr for s in ("shutting down", "starting up", "No such file")):
+            raise DrillError(f"{what} on {host}: {result.stderr.strip()}")
+        time.sleep(1)
+
+
 def rows_on(host: str, run: str) -> set[int]:
-    result = inside(host, ["psql", "-XAtq", "-d", DATABASE, "-c", f"select n from {DRILL_TABLE} where run = '{run}'"],
-                    user="postgres", timeout=30)
-    if result.returncode != 0:
-        raise DrillError(f"reading the drill's rows on {host}: {result.stderr.strip()}")
-    return {int(line) for line in result.stdout.split()}
+    out = _query(host, f"select n from {DRILL_TABLE} where run = '{run}'", "reading the drill's rows")
+    return {int(line) for line in out.split()}
+
+
+def started_at(host: str) -> str:
+    """When the server's PostgreSQL last started: a primary that stepped down was restarted."""
+    return _query(host, "select pg_postmaster_start_time()", "reading when PostgreSQL started", database="postgres").strip()
 
 
 # --- the client that writes ------------------------------------------------------------------------
@@ -376,13 +391,15 @@ def drill_standby() -> dict:
     wait_for("a healthy cluster before the drill", healthy, timeout=120)
     first = primary()
     standby = next(n for n in SERVERS if n != first)
+    started = started_at(first)
     try:
         with writing() as box:
             at = power_off(standby)
             time.sleep(8)
         rows, run = box["rows"], box["writer"].run
         result = {"primary": first, "standby": standby, **figures(rows, at),
-                  "acknowledged_rows_lost": len(lost(rows, run, first)), "primary_unchanged": primary() == first}
+                  "acknowledged_rows_lost": len(lost(rows, run, first)),
+                  "primary_restarted": started_at(first) != started, "primary_unchanged": primary() == first}
     finally:
         if not running(standby):
             power_on(standby)

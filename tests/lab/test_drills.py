@@ -38,6 +38,7 @@ def test_a_planned_switchover_under_load_fails_no_write():
 
 def test_losing_the_standby_keeps_writes_going_on_the_same_primary():
     result = show("standby", drill.drill_standby())
+    assert not result["primary_restarted"], "the primary stepped down (its PostgreSQL restarted) when the standby was lost"
     assert result["primary_unchanged"]
     assert result["acknowledged_rows_lost"] == 0
     assert result["rows_acknowledged_after_event"] > 0, "no write was acknowledged after the standby was lost"
