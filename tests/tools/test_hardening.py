@@ -34,7 +34,9 @@ def test_page_shows_targets_figures_statuses_and_reasons(results):
     page = hardening.render(results)
     assert f"| {results['lynis']['index']} |" in page
     assert "| `cis_5.2.4` | users must provide a password for privilege escalation |" in page
-    assert "skipped: Operators log in with SSH keys only" in page
+    assert "relaxed: Operators log in with SSH keys only" in page
+    assert "| `anssi_R38` | sudo runs for the members of one dedicated group only |" in page  # ANSSI ids, sorted by number
+    assert page.index("`anssi_R39`") < page.index("`anssi_R40`") < page.index("`cis_1.1.1.1`")
     assert "not applicable in the container (needs sysctl)" in page
     assert "| `cis_5.1.20` |" in page  # SSH controls come from the sshd role's task tags
 

@@ -101,6 +101,42 @@ def test_sudo_runs_in_a_pty_and_logs_to_its_own_file(host):
     assert host.run("sudo -l -U alice").stdout.count("use_pty") >= 1
 
 
+@pytest.mark.HARD
+def test_only_the_admin_group_may_run_sudo(host):
+    """ANSSI R38: sudo belongs to the admin group, mode 4110, kept by dpkg through upgrades."""
+    sudo = host.file("/usr/bin/sudo")
+    assert (sudo.user, sudo.group, sudo.mode) == ("root", "sysadmins", 0o4110)
+    assert host.run("dpkg-statoverride --list /usr/bin/sudo").stdout.split()[:3] == ["root", "sysadmins", "4110"]
+    host.run("useradd --no-create-home --shell /bin/bash rempart-probe-user")
+    try:
+        refused = host.run("cd / && runuser -u rempart-probe-user -- sudo -n true")
+        assert refused.rc != 0 and "Permission denied" in refused.stderr, refused
+    finally:
+        host.run("userdel rempart-probe-user")
+    assert host.run("runuser -u alice -- sudo -n true").rc == 0
+
+
+@pytest.mark.HARD
+def test_sudo_defaults_bind_every_rule_but_the_administrators(host):
+    """ANSSI R39: noexec and requiretty for any other rule; umask 0027 and ignore_dot for all."""
+    admin = host.run("runuser -u alice -- sudo -n sh -c 'sh -c umask'")
+    assert admin.rc == 0 and admin.stdout.strip() == "0027", admin
+    # What sudo itself makes of a rule an inventory might add for another account (sudo lists the
+    # defaults of an account only when a rule names it).
+    rule = "/etc/sudoers.d/99-rempart-probe"
+    host.run(f"printf 'nobody ALL=(root) NOPASSWD: /usr/bin/systemctl status ssh\\n' > {rule} && chmod 0440 {rule}")
+    try:
+        other = host.run("sudo -l -U nobody").stdout
+    finally:
+        host.run(f"rm -f {rule}")
+    admins = host.run("sudo -l -U alice").stdout
+    for flag in ("noexec", "requiretty", "ignore_dot", "umask=0027", "env_reset"):
+        assert flag in other.replace("!noexec", "").replace("!requiretty", ""), \
+            f"{flag} missing from the defaults of a rule outside the admin group:\n{other}"
+    assert "!noexec" not in other and "!requiretty" not in other, other
+    assert "!noexec" in admins and "!requiretty" in admins, admins
+
+
 @pytest.mark.AUDIT
 def test_journal_messages_reach_rsyslog_files_readable_by_root_and_adm_only(host):
     host.run("systemd-cat -t rempart-probe echo baseline-forwarding-check")
