@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 
 import pytest
 import testinfra.utils.ansible_runner
@@ -60,6 +61,26 @@ def test_weak_and_reused_passwords_are_refused(host):
         assert "already used" in reused.stderr + reused.stdout
     finally:
         host.run(f"userdel --remove {user}; sed -i '/^{user}:/d' /etc/security/opasswd")
+
+
+@pytest.mark.HARD
+def test_root_gets_no_weak_password_and_is_locked_after_repeated_failures(host):
+    """CIS 5.3.3.2.8 and 5.3.3.1.3: pwquality and faillock hold for root too."""
+    host.run("command -v pamtester || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pamtester")
+    saved = host.run("getent shadow root").stdout.split(":")[1]
+    try:
+        weak = host.run("printf 'short1\\nshort1\\n' | passwd root")
+        assert weak.rc != 0 and "BAD PASSWORD" in weak.stderr + weak.stdout, weak
+        assert host.run(f"printf 'root:%s\\n' '{STRONG_PASSWORD}' | chpasswd").rc == 0
+        assert host.run(f"echo '{STRONG_PASSWORD}' | pamtester login root authenticate").rc == 0
+        for _ in range(5):
+            assert host.run("echo wrong | pamtester login root authenticate").rc != 0
+        locked = host.run(f"echo '{STRONG_PASSWORD}' | pamtester login root authenticate")
+        assert locked.rc != 0, "root was not locked after five failures"
+    finally:
+        host.run("faillock --user root --reset; sed -i '/^root:/d' /etc/security/opasswd")
+        host.run(f"usermod -p {shlex.quote(saved)} root")
+    assert host.run("getent shadow root").stdout.split(":")[1] == saved
 
 
 @pytest.mark.HARD
