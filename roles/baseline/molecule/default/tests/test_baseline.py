@@ -110,10 +110,21 @@ def test_su_is_refused_to_operators(host):
 
 
 @pytest.mark.HARD
-def test_login_shells_get_umask_027_no_core_dumps_and_an_idle_timeout(host):
+def test_login_shells_get_umask_077_no_core_dumps_and_an_idle_timeout(host):
+    """ANSSI R32, R36: accounts' files are theirs alone; an idle shell ends."""
     result = host.run("runuser -l alice -c 'umask; ulimit -c; echo $TMOUT; TMOUT=0'")
-    assert result.stdout.split()[:3] == ["0027", "0", "900"], result.stdout
+    assert result.stdout.split()[:3] == ["0077", "0", "900"], result.stdout
     assert "TMOUT: readonly variable" in result.stderr
+    made = host.run("runuser -l alice -c 'f=$(mktemp -p ~); stat -c %a $f; rm -f $f'")
+    assert made.stdout.strip() == "600", made
+
+
+@pytest.mark.HARD
+def test_root_and_sudo_get_umask_027_whatever_the_caller_has(host):
+    """CIS 5.4.2.6: package scripts run from root's shell or through sudo make files a service's group reads."""
+    assert host.run("runuser -l root -c umask").stdout.strip() == "0027"
+    through_sudo = host.run("runuser -l alice -c 'umask; sudo -n sh -c umask'")
+    assert through_sudo.stdout.split() == ["0077", "0027"], through_sudo
 
 
 @pytest.mark.AUDIT
@@ -143,8 +154,8 @@ def test_only_the_admin_group_may_run_sudo(host):
 @pytest.mark.HARD
 def test_sudo_defaults_bind_every_rule_but_the_administrators(host):
     """ANSSI R39: noexec and requiretty for any other rule; umask 0027 and ignore_dot for all."""
-    admin = host.run("runuser -u alice -- sudo -n sh -c 'sh -c umask'")
-    assert admin.rc == 0 and admin.stdout.strip() == "0027", admin
+    admin = host.run("runuser -u alice -- sudo -n sh -c 'sh -c true'")
+    assert admin.rc == 0, admin
     # What sudo itself makes of a rule an inventory might add for another account (sudo lists the
     # defaults of an account only when a rule names it).
     rule = "/etc/sudoers.d/99-rempart-probe"
@@ -154,7 +165,7 @@ def test_sudo_defaults_bind_every_rule_but_the_administrators(host):
     finally:
         host.run(f"rm -f {rule}")
     admins = host.run("sudo -l -U alice").stdout
-    for flag in ("noexec", "requiretty", "ignore_dot", "umask=0027", "env_reset"):
+    for flag in ("noexec", "requiretty", "ignore_dot", "umask=0027", "umask_override", "env_reset"):
         assert flag in other.replace("!noexec", "").replace("!requiretty", ""), \
             f"{flag} missing from the defaults of a rule outside the admin group:\n{other}"
     assert "!noexec" not in other and "!requiretty" not in other, other
@@ -183,6 +194,46 @@ def test_what_prepare_left_behind_is_fixed(host):
     assert host.file("/etc/rempart-world-writable").mode & 0o002 == 0
     shadow = host.file("/etc/shadow-")
     assert (shadow.user, shadow.group, shadow.mode) == ("root", "shadow", 0o640)
+
+
+@pytest.mark.HARD
+def test_system_accounts_have_no_login_shell_and_no_usable_password(host):
+    """CIS 5.4.2.7, 5.4.2.8, 5.4.3.1: a service account prepare gave a shell and a password."""
+    account = host.user("legacysvc")
+    assert account.shell == "/usr/sbin/nologin"
+    assert host.run("passwd -S legacysvc").stdout.split()[1] == "L"
+    assert "/usr/sbin/nologin" not in host.file("/etc/shells").content_string
+    refused = host.run("runuser -l legacysvc -c true")
+    assert refused.rc != 0, refused
+
+
+@pytest.mark.HARD
+def test_interactive_accounts_homes_and_start_files_are_closed(host):
+    """CIS 7.2.9, 7.2.10: what prepare left open in carol's home is closed; what needs a person is named."""
+    assert host.file("/home/carol").mode == 0o750
+    assert host.file("/home/carol/.bashrc").mode == 0o644
+    assert host.file("/home/carol/.bash_history").mode == 0o600
+    extra = host.file("/home/carol/.profile-extra")
+    assert (extra.user, extra.group) == ("carol", "carol")
+    warnings = host.run("/usr/local/sbin/rempart-baseline-files --check").stdout
+    assert "warn /home/carol/.rhosts exists (cis_7.2.10)" in warnings, warnings
+    assert "would fix" not in warnings, warnings
+
+
+@pytest.mark.AUDIT
+def test_logs_rotate_daily_and_rsyslog_has_its_tls_driver_but_receives_nothing(host):
+    """CIS 6.2.3.7, 6.2.3.8."""
+    timer = host.service("logrotate.timer")
+    assert timer.is_enabled and timer.is_running
+    dry = host.run("logrotate --debug /etc/logrotate.conf")
+    assert dry.rc == 0 and "/var/log/syslog" in dry.stderr + dry.stdout, dry
+    # rsyslog's TLS driver, which the log collector's connection will use, is there and its libraries resolve.
+    driver = host.run("dpkg -L rsyslog-gnutls | grep '/lmnsd_gtls.so$'").stdout.strip()
+    assert driver, "rsyslog-gnutls is not installed"
+    linked = host.run(f"ldd {driver}")
+    assert linked.rc == 0 and "not found" not in linked.stdout and "libgnutls" in linked.stdout, linked
+    listening = host.run("ss -Hlnup; ss -Hlntp").stdout
+    assert "rsyslogd" not in listening, listening
 
 
 @pytest.mark.HARD
