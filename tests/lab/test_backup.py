@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +37,7 @@ PORT = model.port(TOPOLOGY, "pgbackrest")
 # Where the role writes the state for monitoring: its default, read from the role.
 METRICS = yaml.safe_load((REPO / "roles/pgbackrest/defaults/main.yml").read_text(encoding="utf-8"))["pgbackrest_metrics_dir"] \
     + "/rempart_pgbackrest.prom"
+METRICS_SCRIPT = yaml.safe_load((REPO / "roles/pgbackrest/vars/main.yml").read_text(encoding="utf-8"))["__pgbackrest_metrics_script"]
 
 
 def overlay(host: str) -> str:
@@ -183,7 +185,14 @@ def test_a_scheduled_backup_runs_in_its_unit_and_the_state_for_monitoring_follow
 
 def test_each_database_server_reports_its_archiver():
     for host in SERVERS:
-        state = metrics(host)
+        # The state as the host sees it now, not as its timer last wrote it: an earlier test may have
+        # restarted PostgreSQL here within the last minute.
+        for _ in range(10):
+            assert ssh(host, f"sudo {METRICS_SCRIPT}").returncode == 0
+            state = metrics(host)
+            if any(name.startswith("rempart_wal_archive_up") and value == 1 for name, value in state.items()):
+                break
+            time.sleep(3)
         assert any(name.startswith("rempart_wal_archive_up") and value == 1 for name, value in state.items()), (host, state)
         assert any(name.startswith("rempart_wal_archive_waiting") for name in state), (host, state)
 
