@@ -611,6 +611,9 @@ def drill_uploads() -> dict:
     process.stdin.flush()
     try:
         time.sleep(3)
+        # The premise once more, at the cut: under the uploads' load a loaded machine can drop the
+        # synchronous standby for a moment (walsender timeout), and Patroni then rightly promotes nobody.
+        wait_for("the synchronous standby in place at the cut", healthy, timeout=60, interval=0.2)
         at = power_off(old)
         new = wait_for("a new primary",
                        lambda: next((n for n, r in roles(cluster()).items() if r == "leader" and n != old), None),
