@@ -27,6 +27,9 @@ CIS_TAG = re.compile(r"^(cis_[0-9][0-9.x]*|anssi_R[0-9]+|kspp|extra_[a-z_]+)$")
 # Targets of issues 4 and 11 (Lynis on every lab host); the molecule verifier holds the same defaults as
 # environment variables.
 TARGETS = {"lynis_index": 90, "ssh_audit_fail": 0, "ssh_audit_warn": 0, "second_run_seconds": 20}
+# ANSSI BP-028 v2 has R1 to R80; these are of its *high* level only, beyond the enhanced level in scope (issue 17).
+ANSSI_HIGH_ONLY = {4, 6, *range(15, 28), 46, 47, 48, 49, 66, 76, 77}
+ANSSI_IN_SCOPE = [f"anssi_R{n}" for n in range(1, 81) if n not in ANSSI_HIGH_ONLY]
 
 
 def _sort_key(control: str) -> list:
@@ -59,9 +62,9 @@ def baseline_data() -> dict:
         for control in entry.get("controls", []):
             where.setdefault(control, []).append(f"`{entry['path']}`")
     for key, label in (("baseline_sysctl", "sysctl"), ("baseline_blocked_modules", "module"),
-                       ("baseline_absent_packages", "package absent")):
+                       ("baseline_absent_packages", "package absent"), ("baseline_kernel_cmdline", "kernel option")):
         for item in defaults[key]:
-            where.setdefault(item["id"], []).append(f"{label} `{item['name']}`")
+            where.setdefault(item["id"], []).append(f"{label} `{item.get('name', item.get('value'))}`")
     for control, path, *_ in variables["__baseline_permissions"]:
         where.setdefault(control, []).append(f"mode of `{path}`")
     return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"],
@@ -75,7 +78,26 @@ def check(results: dict | None) -> list[str]:
     errors = []
     catalogue = set(data["controls"])
     baseline_tags = {tag for tag, uses in tags.items() if any(role == "baseline" for role, _ in uses)}
-    implemented = baseline_tags | set(data["where"])
+    # Other roles implement some controls of the catalogue (role common's updates, role firewall's nftables).
+    other_roles = {tag for tag in tags if tag in catalogue or tag.startswith("anssi_")}
+    implemented = baseline_tags | other_roles | set(data["where"])
+    for control, entry in data["controls"].items():
+        unknown = [part for part in entry.get("via", []) if part not in catalogue]
+        if unknown:
+            errors.append(f"roles/baseline: {control} is implemented via {', '.join(unknown)}, which __baseline_controls lacks")
+        if entry.get("via") or entry.get("relaxed"):
+            implemented.add(control)
+        if entry.get("relaxed") and (entry.get("via") or control in data["where"] or control in tags):
+            errors.append(f"roles/baseline: {control} is relaxed (not applied) in __baseline_controls, yet something implements it: "
+                          "drop `relaxed`, or what implements it")
+        needed = sorted({need for part in entry.get("via", []) if part in catalogue for need in data["controls"][part]["needs"]})
+        if entry.get("via") and not set(needed) <= set(entry["needs"]):
+            errors.append(f"roles/baseline: {control} needs {needed} (the needs of what it is implemented via), "
+                          f"not {sorted(entry['needs'])}: fix its `needs` in __baseline_controls")
+    for control in ANSSI_IN_SCOPE:
+        if control not in catalogue:
+            errors.append(f"roles/baseline: ANSSI BP-028 {control} (enhanced level) is missing from __baseline_controls: "
+                          "implement it, or list it with `relaxed` and the reason")
     for control in sorted(catalogue - implemented, key=_sort_key):
         errors.append(f"roles/baseline: control {control} is in __baseline_controls but no task tag, file or data item implements it")
     for control in sorted(implemented - catalogue, key=_sort_key):
@@ -122,6 +144,7 @@ def _lab_lines(lab: dict | None) -> list[str]:
 
 
 def _status(control: str, report: dict) -> str:
+    """As the role reported it: relaxed (an exception, or not applied by design), not applicable, or applied."""
     if control in report["skipped"]:
         return f"relaxed: {report['skipped'][control]}"
     if control in report["not_applicable"]:
@@ -149,13 +172,14 @@ def render(results: dict) -> str:
         "# Hardening baseline",
         "",
         "Every host gets the roles `sshd` and `baseline` (requirements HARD, AUDIT): the CIS Debian Linux 12",
-        "Benchmark v1.0.1, Level 1 server, where it makes sense on a server, plus kernel self-protection",
-        "settings, and ANSSI's guide BP-028 v2 (*Recommandations de configuration d'un système GNU/Linux*)",
-        "at its *enhanced* level: so far its sudo recommendations R38 to R44 and its accounts recommendations",
-        "R32, R33 and R36 (ids `anssi_R<n>`), with CIS's accounts, start files and log rotation controls",
-        "(5.4.2, 7.2, 6.2.3.7-8); BP-028's other themes and the rest of CIS Level 2 come next (issue 17).",
-        "External tools score the result on the baseline role's molecule scenario (one Debian 12 container",
-        "with `common`, `sshd` and `baseline`).",
+        "Benchmark v1.0.1, Level 1 server, where it makes sense on a server, with CIS Level 2's accounts, logging,",
+        "audit, AppArmor and partition controls, plus kernel self-protection settings; and every",
+        "recommendation of ANSSI's guide BP-028 v2 (*Recommandations de configuration d'un système",
+        "GNU/Linux*) up to its *enhanced* level (ids `anssi_R<n>`; the *high* level's R4, R6, R15-R27, R46-R49,",
+        "R66, R76 and R77 are not in scope). Many BP-028 recommendations are implemented *through* CIS",
+        "controls, named in the *Where* column; a few by other roles (named there). External tools score the",
+        "result on the baseline role's molecule scenario (one Debian 12 container with `common`, `sshd` and",
+        "`baseline`).",
         "",
         f"## Measured figures ({results['measured']}, commit {results.get('commit', '?')}, `{results['command']}`, {results['machine']})",
         "",
@@ -180,7 +204,8 @@ def render(results: dict) -> str:
         "Status is what the role reported on the measured container. *Not applicable in the container* means the",
         "role wrote what persists (e.g. the sysctl file) but the container does not let it take effect; on a",
         "real host these controls apply. *Relaxed* controls are exceptions (`baseline_exceptions`), each with",
-        "its reason and what compensates. Some controls are checks whose fix needs a person rather than a",
+        "its reason and what compensates; a few are not applied by design (firmware settings, a boot loader",
+        "password, mail for root), said with the reason. Some controls are checks whose fix needs a person rather than a",
         "script (a second UID 0 account, duplicate ids, an `.rhosts` file, sudo without a password, an",
         "unowned file): *applied* means the role checks them on every run and prints each finding as a",
         "`warn` line that names the fix, until someone deals with it.",
@@ -190,7 +215,9 @@ def render(results: dict) -> str:
     ]
     for control in sorted(data["controls"], key=_sort_key):
         title = data["controls"][control]["title"]
-        where = data["where"].get(control) or [f"task: {name}" for role, name in tags.get(control, []) if role == "baseline"]
+        where = list(data["where"].get(control, [])) or [f"task: {name}" for role, name in tags.get(control, []) if role == "baseline"]
+        where += [f"role `{role}`: {name}" for role, name in tags.get(control, []) if role != "baseline"]
+        where += [f"through `{part}`" for part in data["controls"][control].get("via", [])]
         lines.append(f"| `{control}` | {_cell(title)} | {'<br>'.join(_cell(w) for w in sorted(set(where)))} | {_cell(_status(control, report))} |")
     ssh_controls = {tag: uses for tag, uses in tags.items() if any(role == "sshd" for role, _ in uses)}
     lines += [

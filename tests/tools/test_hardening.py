@@ -54,3 +54,41 @@ def test_a_lynis_suggestion_without_a_reason_is_refused(results):
     assert any("gives no reason for ZZZZ-0001" in error and "__baseline_lynis_reasons" in error for error in errors)
     # A cell keeps its '|' inside the cell.
     assert "| `ZZZZ-0001` | Consider something new \\| with a pipe |" in hardening.render(new)
+
+
+@pytest.fixture
+def catalogue(monkeypatch):
+    """The baseline's data, changeable by a test without touching the role."""
+    data = hardening.baseline_data()
+    monkeypatch.setattr(hardening, "baseline_data", lambda: data)
+    return data["controls"]
+
+
+def test_every_anssi_recommendation_up_to_the_enhanced_level_is_on_the_page(results, catalogue):
+    page = hardening.render(results)
+    for control in hardening.ANSSI_IN_SCOPE:
+        assert f"| `{control}` |" in page, control
+    del catalogue["anssi_R62"]
+    errors = hardening.check(results)
+    assert any("ANSSI BP-028 anssi_R62 (enhanced level) is missing" in error for error in errors)
+
+
+def test_a_control_implemented_through_others_names_them_and_shares_their_needs(results, catalogue):
+    page = hardening.render(results)
+    row = next(line for line in page.splitlines() if line.startswith("| `anssi_R9` |"))
+    assert "through `cis_1.5.1`" in row and "sysctl `kernel.panic_on_oops`" in row
+    assert "role `firewall`:" in next(line for line in page.splitlines() if line.startswith("| `cis_4.3.8` |"))
+    catalogue["anssi_R11"] = {**catalogue["anssi_R11"], "needs": []}
+    catalogue["anssi_R14"] = {**catalogue["anssi_R14"], "via": ["cis_1.5.3", "cis_9.9.9"]}
+    errors = hardening.check(results)
+    assert any("anssi_R11 needs ['sysctl']" in error for error in errors), errors
+    assert any("anssi_R14 is implemented via cis_9.9.9, which __baseline_controls lacks" in error for error in errors), errors
+
+
+def test_a_control_relaxed_by_design_says_why_and_cannot_also_be_implemented(results, catalogue):
+    page = hardening.render(results)
+    row = next(line for line in page.splitlines() if line.startswith("| `anssi_R75` |"))
+    assert "relaxed: No host runs a mail service" in row
+    catalogue["cis_1.5.1"] = {**catalogue["cis_1.5.1"], "relaxed": "no reason"}
+    errors = hardening.check(results)
+    assert any("cis_1.5.1 is relaxed (not applied) in __baseline_controls, yet something implements it" in error for error in errors)

@@ -208,6 +208,68 @@ def test_system_accounts_have_no_login_shell_and_no_usable_password(host):
 
 
 @pytest.mark.HARD
+def test_an_account_a_package_makes_with_a_shell_is_closed_by_the_package_run_itself(host):
+    """CIS 5.4.2.7: as postgresql-common does for postgres; closed after apt's run, not at the baseline's next."""
+    package = "rempart-shell-account"
+    build = f"/tmp/{package}"
+    postinst = "#!/bin/sh\nset -e\nid pkgsvc >/dev/null 2>&1 || useradd --system --shell /bin/bash pkgsvc\n"
+    control = f"Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: Rempart tests <root@localhost>\nDescription: test\n"
+    script = (
+        f"rm -rf {build} && mkdir -p {build}/DEBIAN"
+        f" && printf %s {shlex.quote(control)} > {build}/DEBIAN/control"
+        f" && printf %s {shlex.quote(postinst)} > {build}/DEBIAN/postinst && chmod 0755 {build}/DEBIAN/postinst"
+        f" && dpkg-deb --build --root-owner-group {build} {build}.deb >/dev/null"
+        f" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {build}.deb >/dev/null"
+    )
+    try:
+        installed = host.run(script)
+        assert installed.rc == 0, installed
+        assert host.user("pkgsvc").shell == "/usr/sbin/nologin"
+        assert host.run("passwd -S pkgsvc").stdout.split()[1] == "L"
+    finally:
+        host.run(f"apt-get purge -y -qq {package} >/dev/null; userdel pkgsvc; rm -rf {build} {build}.deb")
+
+
+@pytest.mark.HARD
+def test_set_user_id_programs_only_administrators_need_lose_the_bit_but_stay_audited(host):
+    """ANSSI R57: through dpkg, so that an upgrade keeps the mode; auditd still records their use."""
+    defaults = yaml.safe_load((audit.REPO / "roles/baseline/defaults/main.yml").read_text(encoding="utf-8"))
+    rules = host.file("/etc/audit/rules.d/50-rempart-cis.rules").content_string
+    for path in defaults["baseline_setuid_removed"]:
+        program = host.file(path)
+        assert program.exists, path
+        assert program.mode & 0o6000 == 0, f"{path} is {oct(program.mode)}"
+        assert host.run(f"dpkg-statoverride --list {path}").stdout.split() == ["root", "root", "755", path]
+        assert path in rules
+    assert host.file("/usr/bin/sudo").mode & 0o4000  # the one administrators use keeps it
+
+
+@pytest.mark.HARD
+def test_unsigned_sources_network_authentication_and_foreign_set_user_id_programs_are_named(host):
+    """ANSSI R56, R59, R67, R69: what needs a person's decision is reported, with the fix."""
+    planted = {
+        "/etc/apt/sources.list.d/rempart-test.list": "deb [trusted=yes] http://127.0.0.1/debian bookworm main\n",
+        "/etc/pam.d/rempart-test": "auth sufficient pam_ldap.so\n",
+    }
+    try:
+        for path, content in planted.items():
+            assert host.run(f"printf %s {shlex.quote(content)} > {path}").rc == 0
+        host.run("cp /etc/nsswitch.conf /tmp/nsswitch.conf.saved && sed -i 's/^passwd:.*/passwd: files ldap/' /etc/nsswitch.conf")
+        # A set-user-ID program no package brings; the scan runs when dpkg's state changed.
+        host.run("install -m 4755 /bin/true /usr/local/bin/rempart-foreign && rm -f /var/lib/rempart/baseline-files.scan")
+        report = host.run("/usr/local/sbin/rempart-baseline-files --check").stdout
+        assert "warn /etc/apt/sources.list.d/rempart-test.list lets apt install unsigned packages (anssi_R59)" in report, report
+        assert "warn /etc/pam.d/rempart-test authenticates against a network service (anssi_R67)" in report, report
+        assert "takes passwd: from a network directory (anssi_R69)" in report, report
+        assert "warn /usr/local/bin/rempart-foreign is set-user-ID or set-group-ID and comes from no package (anssi_R56)" in report, report
+        assert "/usr/bin/sudo is set-user-ID" not in report, report
+    finally:
+        host.run(f"rm -f {' '.join(planted)} /usr/local/bin/rempart-foreign; "
+                 "cp /tmp/nsswitch.conf.saved /etc/nsswitch.conf; rm -f /var/lib/rempart/baseline-files.scan; "
+                 "/usr/local/sbin/rempart-baseline-files >/dev/null")
+
+
+@pytest.mark.HARD
 def test_interactive_accounts_homes_and_start_files_are_closed(host):
     """CIS 7.2.9, 7.2.10: what prepare left open in carol's home is closed; what needs a person is named."""
     assert host.file("/home/carol").mode == 0o750
