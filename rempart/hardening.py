@@ -32,6 +32,18 @@ ANSSI_HIGH_ONLY = {4, 6, *range(15, 28), 46, 47, 48, 49, 66, 76, 77}
 ANSSI_IN_SCOPE = [f"anssi_R{n}" for n in range(1, 81) if n not in ANSSI_HIGH_ONLY]
 
 
+def _ranges(numbers: set[int]) -> str:
+    """R4, R6, R15-R27 and R46 for {4, 6, 15, ..., 27, 46}."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    names = [f"R{a}" if a == b else f"R{a}-R{b}" for a, b in spans]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _sort_key(control: str) -> list:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"[0-9]+|[A-Za-z]+", control)]
 
@@ -175,8 +187,8 @@ def render(results: dict) -> str:
         "Benchmark v1.0.1, Level 1 server, where it makes sense on a server, with CIS Level 2's accounts, logging,",
         "audit, AppArmor and partition controls, plus kernel self-protection settings; and every",
         "recommendation of ANSSI's guide BP-028 v2 (*Recommandations de configuration d'un système",
-        "GNU/Linux*) up to its *enhanced* level (ids `anssi_R<n>`; the *high* level's R4, R6, R15-R27, R46-R49,",
-        "R66, R76 and R77 are not in scope). Many BP-028 recommendations are implemented *through* CIS",
+        f"GNU/Linux*) up to its *enhanced* level (ids `anssi_R<n>`; the *high* level's {_ranges(ANSSI_HIGH_ONLY)}",
+        "are not in scope). Many BP-028 recommendations are implemented *through* CIS",
         "controls, named in the *Where* column; a few by other roles (named there). External tools score the",
         "result on the baseline role's molecule scenario (one Debian 12 container with `common`, `sshd` and",
         "`baseline`).",
