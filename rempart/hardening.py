@@ -83,6 +83,25 @@ def baseline_data() -> dict:
             "lynis_reasons": variables.get("__baseline_lynis_reasons") or {}}
 
 
+SSHD = ROLES / "sshd"
+
+
+def sshd_data() -> dict:
+    """Role sshd's CIS controls (vars: __sshd_controls) and, for each, the lines of sshd_config that
+    meet it, rendered from the role's template with its defaults (the page states what the code writes)."""
+    import jinja2  # noqa: PLC0415 - Ansible's own dependency, only needed here
+
+    controls = yaml.safe_load((SSHD / "vars" / "main.yml").read_text(encoding="utf-8"))["__sshd_controls"]
+    defaults = yaml.safe_load((SSHD / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    environment.tests["search"] = lambda value, pattern: re.search(pattern, value) is not None
+    template = environment.from_string((SSHD / "templates" / "sshd_config.j2").read_text(encoding="utf-8"))
+    config = template.render(ansible_managed="", **defaults).splitlines()
+    lines = {control: [line.strip() for line in config for keyword in entry["keywords"] if line.split(" ", 1)[0] == keyword]
+             for control, entry in controls.items()}
+    return {"controls": controls, "lines": lines}
+
+
 def check(results: dict | None) -> list[str]:
     """Catalogue, tags and results agree; problems as messages naming the fix."""
     data = baseline_data()
@@ -106,6 +125,17 @@ def check(results: dict | None) -> list[str]:
         if entry.get("via") and not set(needed) <= set(entry["needs"]):
             errors.append(f"roles/baseline: {control} needs {needed} (the needs of what it is implemented via), "
                           f"not {sorted(entry['needs'])}: fix its `needs` in __baseline_controls")
+    sshd = sshd_data()
+    for control, entry in sshd["controls"].items():
+        missing = [keyword for keyword in entry["keywords"] if not any(line.startswith(keyword + " ") for line in sshd["lines"][control])]
+        if missing:
+            errors.append(f"roles/sshd: {control} names {', '.join(missing)} in __sshd_controls, which templates/sshd_config.j2 "
+                          "no longer writes: fix the template or the entry")
+    sshd_tags = {tag for tag, uses in tags.items() if any(role == "sshd" for role, _ in uses)}
+    for control in sorted(sshd_tags - set(sshd["controls"]) - catalogue, key=_sort_key):
+        errors.append(f"roles/sshd: a task carries {control}, which __sshd_controls (vars/main.yml) does not describe: add it")
+    for control in sorted(set(sshd["controls"]) - sshd_tags, key=_sort_key):
+        errors.append(f"roles/sshd: {control} is in __sshd_controls but no task of the role carries it as a tag")
     for control in ANSSI_IN_SCOPE:
         if control not in catalogue:
             errors.append(f"roles/baseline: ANSSI BP-028 {control} (enhanced level) is missing from __baseline_controls: "
@@ -232,16 +262,23 @@ def render(results: dict) -> str:
         where += [f"through `{part}`" for part in data["controls"][control].get("via", [])]
         lines.append(f"| `{control}` | {_cell(title)} | {'<br>'.join(_cell(w) for w in sorted(set(where)))} | {_cell(_status(control, report))} |")
     ssh_controls = {tag: uses for tag, uses in tags.items() if any(role == "sshd" for role, _ in uses)}
+    sshd = sshd_data()
     lines += [
         "",
         "## SSH server (role `sshd`)",
         "",
-        "| Control | Task |",
-        "|---|---|",
+        "What each control asks, and the lines of `/etc/ssh/sshd_config` that meet it, rendered from the role's",
+        "template with its defaults (`roles/sshd/vars/main.yml`: `__sshd_controls`); the whole file is checked",
+        "with `sshd -t` before it replaces the running one, and ssh-audit scores the result above.",
+        "",
+        "| Control | What | sshd_config (role defaults) | Task |",
+        "|---|---|---|---|",
     ]
     for control in sorted(ssh_controls, key=_sort_key):
-        names = sorted({name for role, name in ssh_controls[control] if role == "sshd"})
-        lines.append(f"| `{control}` | {'<br>'.join(_cell(name) for name in names)} |")
+        names = sorted({name.partition(" | ")[2] or name for role, name in ssh_controls[control] if role == "sshd"})
+        title = sshd["controls"][control]["title"] if control in sshd["controls"] else data["controls"][control]["title"]
+        config = "<br>".join(f"`{_cell(line)}`" for line in sshd["lines"].get(control, []))
+        lines.append(f"| `{control}` | {_cell(title)} | {config} | {'<br>'.join(_cell(name) for name in names)} |")
     lines += ["", "## Exceptions", "", "| Control | Reason |", "|---|---|"]
     for exception in data["exceptions"]:
         lines.append(f"| `{exception['id']}` | {_cell(' '.join(exception['reason'].split()))} |")

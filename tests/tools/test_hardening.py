@@ -41,6 +41,27 @@ def test_page_shows_targets_figures_statuses_and_reasons(results):
     assert "| `cis_5.1.20` |" in page  # SSH controls come from the sshd role's task tags
 
 
+def test_ssh_table_gives_each_control_its_title_and_the_lines_the_template_writes(results):
+    page = hardening.render(results)
+    defaults = hardening.yaml.safe_load((hardening.SSHD / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    # The value is the role's default, read from the code, not typed in the page.
+    assert f"| `cis_5.1.16` | few authentication tries per connection | `MaxAuthTries {defaults['sshd_max_auth_tries']}` |" in page
+    assert f"`ClientAliveInterval {defaults['sshd_client_alive_interval']}`<br>`ClientAliveCountMax " in page
+    assert "| `cis_5.1.20` | root cannot log in | `PermitRootLogin no` |" in page
+
+
+def test_an_ssh_control_whose_setting_the_template_no_longer_writes_is_refused(results, monkeypatch):
+    real = hardening.sshd_data()
+    changed = copy.deepcopy(real)
+    changed["lines"]["cis_5.1.13"] = []  # as if LoginGraceTime left the template
+    changed["controls"]["cis_9.9.9"] = {"title": "no task carries it", "keywords": []}
+    changed["lines"]["cis_9.9.9"] = []
+    monkeypatch.setattr(hardening, "sshd_data", lambda: changed)
+    errors = hardening.check(results)
+    assert any("cis_5.1.13 names LoginGraceTime" in error and "no longer writes" in error for error in errors)
+    assert any("cis_9.9.9 is in __sshd_controls but no task of the role carries it" in error for error in errors)
+
+
 def test_a_missed_target_is_shown_as_missed(results):
     worse = copy.deepcopy(results)
     worse["lynis"]["index"] = 60
