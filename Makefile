@@ -88,7 +88,7 @@ docs: venv ## Regenerate the generated pages and build the site into site/
 docs-build: venv
 	@mkdocs build --strict --quiet
 
-docs-check: venv ## Fail when a generated page is stale, a role variable undocumented, or the site not offline
+docs-check: docs-build ## Fail when a generated page is stale, a role variable undocumented, or the site not offline or not of this commit
 	@python -m rempart docs --check $$(test -d site && echo --site site)
 
 docs-serve: docs ## Serve the docs on http://127.0.0.1:8000/

@@ -411,15 +411,24 @@ def render_nav(roles: list[Role], mkdocs_text: str) -> str:
 def offline_violations(site_dir: Path) -> list[str]:
     """Pages of the built site that load anything from another host (fonts, scripts, styles)."""
     pattern = re.compile(r"""<(?:link|script|img|iframe)\b[^>]*\b(?:href|src)=["']?(?:https?:)?//""", re.I)
+    # The canonical link names where the site is published (site_url); a browser fetches nothing from it.
+    canonical = re.compile(r"""\brel=["']?canonical\b""", re.I)
     found = []
     for page in sorted(site_dir.rglob("*.html")):
         for match in pattern.finditer(page.read_text(encoding="utf-8", errors="replace")):
-            found.append(f"{page.relative_to(site_dir)}: {match.group(0)}")
+            if not canonical.search(match.group(0)):
+                found.append(f"{page.relative_to(site_dir)}: {match.group(0)}")
     css_import = re.compile(r"@import\s+url\((['\"]?)https?://", re.I)
     for sheet in sorted(site_dir.rglob("*.css")):
         if css_import.search(sheet.read_text(encoding="utf-8", errors="replace")):
             found.append(f"{sheet.relative_to(site_dir)}: imports a remote stylesheet")
     return found
+
+
+def unstamped_pages(site_dir: Path, stamp: str) -> list[str]:
+    """Pages of the built site whose footer does not name the commit they were built from."""
+    return [str(page.relative_to(site_dir)) for page in sorted(site_dir.rglob("*.html"))
+            if page.name != "404.html" and stamp not in page.read_text(encoding="utf-8", errors="replace")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     requirements_text, requirement_errors = traceability.page()
     errors += requirement_errors
     from . import edgedocs  # noqa: PLC0415 - only the docs need it
+    from . import mkdocs_hooks  # noqa: PLC0415 - only the site check needs it
 
     edge_now = edgedocs.PAGE.read_text(encoding="utf-8")
     try:
@@ -490,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
     if args.site:
         errors += [f"the site loads from another host: {v}" for v in offline_violations(args.site)]
+        stale = unstamped_pages(args.site, mkdocs_hooks.stamp())
+        if stale:
+            errors.append(f"{args.site}: {len(stale)} page(s), {stale[0]} first, do not name {mkdocs_hooks.stamp()}: "
+                          "the site was built from another commit: run `make docs`")
     for error in errors:
         print(f"docs: {error}", file=sys.stderr)
     if errors:

@@ -146,3 +146,19 @@ def test_nav_block_lists_every_role(tmp_path):
     assert roledocs.render_nav([role], text) == (
         f"nav:\n  - Roles:\n      {roledocs.NAV_BEGIN}\n      - demo: roles/demo.md\n      {roledocs.NAV_END}\n"
     )
+
+
+def test_a_canonical_link_to_where_the_site_is_published_is_not_a_load(tmp_path):
+    (tmp_path / "page.html").write_text('<link rel="canonical" href="https://docs.example.org/page.html">')
+    assert roledocs.offline_violations(tmp_path) == []
+
+
+def test_every_page_of_the_site_names_the_commit_it_was_built_from(tmp_path):
+    from rempart import mkdocs_hooks
+
+    stamp = mkdocs_hooks.stamp()
+    assert stamp.startswith("commit ") and len(stamp.split()[1]) == 12
+    (tmp_path / "index.html").write_text(f"<footer>Rempart documentation, {stamp}.</footer>")
+    (tmp_path / "old.html").write_text("<footer>Rempart documentation, commit 000000000000 of 2026-01-01.</footer>")
+    (tmp_path / "404.html").write_text("<p>not found</p>")
+    assert roledocs.unstamped_pages(tmp_path, stamp) == ["old.html"]
