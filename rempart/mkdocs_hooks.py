@@ -1,5 +1,6 @@
 """mkdocs hooks (mkdocs.yml: hooks): every page of the built site says which commit it describes, so
-that a reader, a screenshot or a printed page can be matched to the code (DOC)."""
+that a reader, a screenshot or a printed page can be matched to the code; the topology's diagrams are
+drawn, as SVG files of the site, from the inventories the site is built from (DOC)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,26 @@ def on_config(config, **_kwargs):
     config.copyright = f"Rempart documentation, {stamp()}."
     config.extra["stamp"] = stamp()
     return config
+
+
+def diagrams() -> dict[str, str]:
+    """Site path -> SVG: one network diagram per environment, one data-flow diagram (the flow matrix)."""
+    from rempart import topology  # noqa: PLC0415 - loaded by mkdocs only when the site is built
+    from rempart.topology.diagrams import flows_svg, network_svg  # noqa: PLC0415
+    from rempart.topology.docs import flow_state, what_is_built  # noqa: PLC0415
+
+    loaded = topology.load_all()
+    ordered = {env: loaded[env] for env in topology.ENVIRONMENTS if env in loaded}
+    built = what_is_built(REPO)
+    first = next(iter(ordered.values()))
+    drawn = {f"diagrams/network-{env}.svg": network_svg(topo, env) for env, topo in ordered.items()}
+    drawn["diagrams/flows.svg"] = flows_svg(first, {number: flow_state(flow, *built) for number, flow in enumerate(first["flows"])})
+    return drawn
+
+
+def on_files(files, config, **_kwargs):
+    from mkdocs.structure.files import File  # noqa: PLC0415
+
+    for path, svg in diagrams().items():
+        files.append(File.generated(config, path, content=svg))
+    return files

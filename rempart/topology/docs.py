@@ -124,6 +124,13 @@ def render_page(topologies: dict[str, dict], reference: dict, built: tuple[set[s
         state = flow_state(flow, *built) if built else "?"
         state = {"built": "**built**"}.get(state, f"*{state}*")
         lines.append(f"| `{flow['from']}` | `{flow['to']}` | {carried} | {_md(flow['purpose'])} | {', '.join(flow['requirements'])} | {state} |")
+    lines += [
+        "",
+        "![The flow matrix as a graph: each function in its zone's row, each flow an arrow with its services; "
+        "planned flows dashed](diagrams/flows.svg)",
+        "",
+        "*Drawn from the flow matrix above when the site is built (`rempart/topology/diagrams.py`).*",
+    ]
     lines += _admission_section(next(iter(topologies.items())))
     lines += [
         "",
@@ -152,6 +159,8 @@ def render_page(topologies: dict[str, dict], reference: dict, built: tuple[set[s
         ]
         for name, site in topo["sites"].items():
             lines.append(f"| `{name}` | {site['jurisdiction']} | {site['purpose']} | {_md(site.get('description', ''))} |")
+        lines += ["", f"![Network of environment {env}: its sites as columns, its zones as rows, each host with its functions "
+                      f"and overlay address](diagrams/network-{env}.svg)"]
         operators = ", ".join(f"`{cidr}`" for cidr in as_list(topo.get("operators"))) or "none declared"
         lines += ["", f"Operators connect from: {operators}."]
         own = {n: s for n, s in topo["services"].items() if s != reference["services"].get(n)}
