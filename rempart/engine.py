@@ -111,7 +111,8 @@ def ensure_client_tools() -> None:
     """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH), tcpdump
     (the lab tests capture the underlay to prove that nothing crosses it in clear), nft (the tool
     tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
-    entry point's TLS from the internet's side)."""
+    entry point's TLS from the internet's side) and chromium (the docs tests open the built site in a
+    headless browser)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
@@ -120,6 +121,8 @@ def ensure_client_tools() -> None:
         apt_install(["nftables"], "the tool tests check rendered firewall rules with nft -c")
     if not shutil.which("testssl"):
         apt_install(["testssl.sh"], "the lab tests judge the public entry point's TLS")
+    if not shutil.which("chromium"):
+        apt_install(["chromium"], "the docs tests open the built site in a headless browser")
 
 
 def ensure() -> None:
