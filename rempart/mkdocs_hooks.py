@@ -1,14 +1,92 @@
 """mkdocs hooks (mkdocs.yml: hooks): every page of the built site says which commit it describes, so
 that a reader, a screenshot or a printed page can be matched to the code; the topology's diagrams are
-drawn, as SVG files of the site, from the inventories the site is built from (DOC)."""
+drawn, as SVG files of the site, from the inventories the site is built from; and a written page states
+a role variable's value or a service's port through a macro read from the code, never typed (DOC):
+
+- ``{{ default: <variable>[.<key or index>...] }}``: the value in ``roles/<role>/defaults/main.yml``
+  (``{{ default: waf_rate_limits.0.rate }}``);
+- ``{{ port: <service> }}``: the service's first port in ``inventories/reference.yml``.
+
+An unknown name, or a default computed by Jinja rather than written, stops the build."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+from functools import cache
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+MACRO = re.compile(r"\{\{\s*(default|port):\s*([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+class MacroError(ValueError):
+    pass
+
+
+@cache
+def role_defaults() -> dict:
+    """Every role's public variables with their defaults (each name is prefixed by its role: no clash)."""
+    found = {}
+    for path in sorted((REPO / "roles").glob("*/defaults/main.yml")):
+        found.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    return found
+
+
+def macro_value(kind: str, name: str) -> str:
+    if kind == "port":
+        services = yaml.safe_load((REPO / "inventories" / "reference.yml").read_text(encoding="utf-8"))["services"]
+        if name not in services:
+            raise MacroError(f"no service {name!r} in inventories/reference.yml")
+        return str(services[name]["ports"][0])
+    variable, *path = name.split(".")
+    if variable not in role_defaults():
+        raise MacroError(f"no role default {variable!r} in roles/*/defaults/main.yml")
+    value = role_defaults()[variable]
+    for step in path:
+        try:
+            value = value[int(step)] if isinstance(value, list) else value[step]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise MacroError(f"{name!r}: {variable} has no {step!r}") from None
+    if isinstance(value, (dict, list)) or "{{" in str(value):
+        raise MacroError(f"{name!r} is not a written value (a mapping, a list or a Jinja expression): name one of its parts")
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def render_macros(markdown: str, where: str) -> str:
+    def replace(match: re.Match) -> str:
+        try:
+            return macro_value(match.group(1), match.group(2))
+        except MacroError as error:
+            raise MacroError(f"{where}: {match.group(0)}: {error}") from None
+    return MACRO.sub(replace, markdown)
+
+
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+VARIABLE = re.compile(r"`([a-z][a-z0-9]*_[a-z0-9_]+)`")
+
+
+def typed_values(markdown: str) -> list[str]:
+    """Places where a written page types a number next to a role variable whose default holds one,
+    instead of reading it with a macro: ``line: variable: text``. The window is the 100 characters
+    before the name and the 60 after it, on the same line (a table row or a wrapped sentence); code
+    spans in it (a status, a command) are not counted."""
+    found = []
+    for number, line in enumerate(markdown.splitlines(), 1):
+        plain = MACRO.sub("(macro)", line)
+        for match in VARIABLE.finditer(plain):
+            if match.group(1) not in role_defaults() or not re.search(r"\d", str(role_defaults()[match.group(1)])):
+                continue
+            window = plain[max(0, match.start() - 100): match.end() + 60]
+            window = re.sub(r"`[^`]*`", "", window)  # names and code (a status, a command) are not values
+            if NUMBER.search(window):
+                found.append(f"{number}: {match.group(1)}: {window.strip()}")
+    return found
 
 
 def _git(*args: str) -> str:
@@ -55,3 +133,12 @@ def on_files(files, config, **_kwargs):
     for path, svg in diagrams().items():
         files.append(File.generated(config, path, content=svg))
     return files
+
+
+def on_page_markdown(markdown, page, **_kwargs):
+    from mkdocs.exceptions import PluginError  # noqa: PLC0415
+
+    try:
+        return render_macros(markdown, f"docs/{page.file.src_uri}")
+    except MacroError as error:
+        raise PluginError(str(error)) from None
