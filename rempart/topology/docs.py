@@ -144,47 +144,7 @@ def render_page(topologies: dict[str, dict], reference: dict, built: tuple[set[s
             f"| `{name}` | {_md(function['description'])} | {'yes' if function.get('holds_data') else 'no'} "
             f"| {_md(function.get('pair', '–'))} | {', '.join(function.get('faces', [])) or '–'} |"
         )
-    for env, topo in topologies.items():
-        identity = topo["identity"]
-        lines += [
-            "",
-            f"## Environment `{env}`",
-            "",
-            f"Address ranges: {', '.join(f'{kind} `{cidr}`' for kind, cidr in topo['ranges'].items())}. "
-            f"CA: {_md(identity['ca_name'])}; vault id `{identity['vault_id']}`; SSH key `{identity['ssh_key_name']}`. "
-            f"Data may be hosted in: {', '.join(topo['jurisdictions_allowed'])}.",
-            "",
-            "| Site | Jurisdiction | Purpose | Description |",
-            "|---|---|---|---|",
-        ]
-        for name, site in topo["sites"].items():
-            lines.append(f"| `{name}` | {site['jurisdiction']} | {site['purpose']} | {_md(site.get('description', ''))} |")
-        lines += ["", f"![Network of environment {env}: its sites as columns, its zones as rows, each host with its functions "
-                      f"and overlay address](diagrams/network-{env}.svg)"]
-        operators = ", ".join(f"`{cidr}`" for cidr in as_list(topo.get("operators"))) or "none declared"
-        lines += ["", f"Operators connect from: {operators}."]
-        own = {n: s for n, s in topo["services"].items() if s != reference["services"].get(n)}
-        if own:
-            lines += ["", "Services this environment gives differently from the reference:", ""]
-            lines += [f"- `{n}`: {_ports(s)} ({_md(s['purpose'])})" for n, s in own.items()]
-        if topo.get("egress"):
-            lines += [
-                "",
-                "Declared paths out of the platform (each host's own needs; the firewall opens nothing else):",
-                "",
-                "| Hosts | To | Services | Purpose |",
-                "|---|---|---|---|",
-            ]
-            for need in topo["egress"]:
-                hosts = ", ".join(f"`{h}`" for h in as_list(need.get("hosts", "all")))
-                carried = ", ".join(f"`{s}` ({_ports(topo['services'][s])})" for s in need["services"])
-                lines.append(f"| {hosts} | `{need['to']}` | {carried} | {_md(need['purpose'])} |")
-        lines += ["", "| Host | Site | Zone | Functions | Underlay | Overlay | Public |", "|---|---|---|---|---|---|---|"]
-        for name, host in topo["hosts"].items():
-            lines.append(
-                f"| `{name}` | {host['site']} | {host['zone']} | {', '.join(as_list(host['functions']))} "
-                f"| {host['underlay']} | {host['overlay']} | {host.get('public', '–')} |"
-            )
+    lines += _environments_section(topologies, reference)
     lines.append("")
     return "\n".join(lines)
 
@@ -226,4 +186,72 @@ def _admission_section(named: tuple[str, dict]) -> list[str]:
         inbound = [f"{peers(r)} ({r['interface']}): {ports(r)}" for r in rules if r["direction"] == "in" and r["interface"] != "underlay"]
         outbound = [f"{peers(r)}: {ports(r)}" for r in rules if r["direction"] == "out" and r["interface"] != "underlay"]
         lines.append(f"| `{host}` | {'<br>'.join(inbound) or '–'} | {'<br>'.join(outbound) or '–'} |")
+    return lines
+
+
+def _environment_facts(topo: dict, reference: dict) -> dict[str, str]:
+    """What an environment sets, one line each, comparable between environments."""
+    identity = topo["identity"]
+    facts = {f"Range `{kind}`": f"`{cidr}`" for kind, cidr in topo["ranges"].items()}
+    facts["CA"] = _md(identity["ca_name"])
+    facts["Vault id"] = f"`{identity['vault_id']}`"
+    facts["SSH key"] = f"`{identity['ssh_key_name']}`"
+    facts["Data may be hosted in"] = ", ".join(topo["jurisdictions_allowed"])
+    facts["Sites"] = "<br>".join(f"`{name}`: {site['purpose']}, {site['jurisdiction']}" for name, site in topo["sites"].items())
+    facts["Operators connect from"] = ", ".join(f"`{cidr}`" for cidr in as_list(topo.get("operators"))) or "none declared"
+    for function, entry in (topo.get("floating") or {}).items():
+        names = ", ".join(as_list(entry.get("names", [])))
+        facts[f"Public address of `{function}`"] = f"`{entry.get('public', '?')}`" + (f" ({names})" if names else "")
+    own = {n: s for n, s in topo["services"].items() if s != reference["services"].get(n)}
+    facts["Services given differently from the reference"] = "<br>".join(f"`{n}`: {_ports(s)}" for n, s in own.items()) or "none"
+    facts["Paths out of the platform (time, packages)"] = "<br>".join(
+        f"{', '.join(f'`{h}`' for h in as_list(need.get('hosts', 'all')))} → `{need['to']}`: "
+        + ", ".join(f"`{s}` ({_ports(topo['services'][s])})" for s in need["services"])
+        for need in topo.get("egress", [])) or "none"
+    return facts
+
+
+def _environments_section(topologies: dict[str, dict], reference: dict) -> list[str]:
+    """The environments side by side: what differs between them as a table with one column each, what
+    is the same once; every host once, with its addresses in each environment."""
+    envs = list(topologies)
+    facts = {env: _environment_facts(topo, reference) for env, topo in topologies.items()}
+    keys = list(dict.fromkeys(key for env in envs for key in facts[env]))
+    differ = [k for k in keys if len({facts[env].get(k, "–") for env in envs}) > 1]
+    same = [k for k in keys if k not in differ]
+    header = "| | " + " | ".join(f"`{env}`" for env in envs) + " |"
+    lines = [
+        "",
+        "## Environments side by side (ENV)",
+        "",
+        "The environments share the reference (services, zones, flow matrix) and differ only where the",
+        "table says; each row is read from `inventories/<env>/topology.yml`.",
+        "",
+        header,
+        "|---|" + "---|" * len(envs),
+    ]
+    lines += [f"| {k} | " + " | ".join(facts[env].get(k, "–") for env in envs) + " |" for k in differ]
+    if same:
+        lines += ["", "The same in every environment:", ""]
+        lines += [f"- {k}: {facts[envs[0]][k]}" for k in same]
+    hosts = list(dict.fromkeys(name for topo in topologies.values() for name in topo["hosts"]))
+    lines += ["", "Every host, with its addresses in each environment (underlay, overlay, public):", "",
+              "| Host | Site | Zone | Functions | " + " | ".join(f"`{env}`" for env in envs) + " |",
+              "|---|---|---|---|" + "---|" * len(envs)]
+    for name in hosts:
+        placement = []
+        for key in ("site", "zone", "functions"):
+            values = {env: ", ".join(as_list(topo["hosts"][name][key])) for env, topo in topologies.items() if name in topo["hosts"]}
+            placement.append(next(iter(values.values())) if len(set(values.values())) == 1
+                             else "<br>".join(f"{env}: {value}" for env, value in values.items()))
+        cells = []
+        for topo in topologies.values():
+            host = topo["hosts"].get(name)
+            cells.append("absent" if host is None else
+                         "<br>".join(str(host[key]) for key in ("underlay", "overlay", "public") if host.get(key)))
+        lines.append(f"| `{name}` | " + " | ".join(placement) + " | " + " | ".join(cells) + " |")
+    for env in envs:
+        lines += ["", f"### Network of `{env}`", "",
+                  f"![Network of environment {env}: its sites as columns, its zones as rows, each host with its functions "
+                  f"and overlay address](diagrams/network-{env}.svg)"]
     return lines
