@@ -17,7 +17,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-import yaml
+from rempart.roledocs import _templated
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,19 +31,21 @@ class MacroError(ValueError):
 
 @cache
 def role_defaults() -> dict:
-    """Every role's public variables with their defaults (each name is prefixed by its role: no clash)."""
-    found = {}
-    for path in sorted((REPO / "roles").glob("*/defaults/main.yml")):
-        found.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    return found
+    """Every role's public variables with their defaults, as the role pages read them (each name is
+    prefixed by its role: no clash)."""
+    from rempart.roledocs import load_roles  # noqa: PLC0415
+
+    return {name: value for role in load_roles() for name, value in role.defaults.items()}
 
 
 def macro_value(kind: str, name: str) -> str:
     if kind == "port":
-        services = yaml.safe_load((REPO / "inventories" / "reference.yml").read_text(encoding="utf-8"))["services"]
-        if name not in services:
+        from rempart import topology  # noqa: PLC0415
+
+        reference = topology.read(topology.INVENTORIES / "reference.yml").data
+        if name not in reference["services"]:
             raise MacroError(f"no service {name!r} in inventories/reference.yml")
-        return str(services[name]["ports"][0])
+        return str(topology.port(reference, name))
     variable, *path = name.split(".")
     if variable not in role_defaults():
         raise MacroError(f"no role default {variable!r} in roles/*/defaults/main.yml")
@@ -53,7 +55,7 @@ def macro_value(kind: str, name: str) -> str:
             value = value[int(step)] if isinstance(value, list) else value[step]
         except (KeyError, IndexError, ValueError, TypeError):
             raise MacroError(f"{name!r}: {variable} has no {step!r}") from None
-    if isinstance(value, (dict, list)) or "{{" in str(value):
+    if isinstance(value, (dict, list)) or _templated(value):
         raise MacroError(f"{name!r} is not a written value (a mapping, a list or a Jinja expression): name one of its parts")
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -107,8 +109,8 @@ def on_config(config, **_kwargs):
     """The footer's stamp; the published address when the publishing job gives one (REMPART_DOCS_URL)."""
     if os.environ.get("REMPART_DOCS_URL"):
         config.site_url = os.environ["REMPART_DOCS_URL"]
-    config.copyright = f"Rempart documentation, {stamp()}."
     config.extra["stamp"] = stamp()
+    config.copyright = f"Rempart documentation, {config.extra['stamp']}."
     return config
 
 

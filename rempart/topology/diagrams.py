@@ -40,7 +40,10 @@ def network_svg(topology: dict, env: str) -> str:
     cells: dict[tuple[str, str], list[str]] = {}
     for name, host in topology["hosts"].items():
         cells.setdefault((host["site"], host["zone"]), []).append(name)
-    left, col, box_h, gap, top = 170, 230, 72, 10, 120
+    # A host's box fits its name, every line of its functions and its overlay address.
+    functions = {name: _wrap(as_list(host["functions"]), 32) for name, host in topology["hosts"].items()}
+    left, col, gap, top = 170, 230, 10, 120
+    box_h = 44 + 14 * max(len(lines) for lines in functions.values())
     rows = {zone: max([len(cells.get((site, zone), [])) for site in sites] + [1]) for zone in zones}
     width = left + col * len(sites) + 20
     body, y = [], top
@@ -65,7 +68,7 @@ def network_svg(topology: dict, env: str) -> str:
                 body.append(f'<rect x="{x:.0f}" y="{hy:.0f}" width="{col - 20:.0f}" height="{box_h}" rx="6" fill="#ffffff" '
                             'stroke="#3f51b5" stroke-width="1.5"/>')
                 body.append(_text(x + 10, hy + 19, name, 13, "bold"))
-                for line, words in enumerate(_wrap(as_list(host["functions"]), 32)[:2]):
+                for line, words in enumerate(functions[name]):
                     body.append(_text(x + 10, hy + 35 + 14 * line, words, 11))
                 body.append(_text(x + 10, hy + box_h - 8, f"overlay {host['overlay']}", 10, fill="#555"))
         y += height + 6
@@ -144,7 +147,7 @@ def flows_svg(topology: dict, states: dict[int, str] | None = None) -> str:
         (x1, y1), (x2, y2) = where[flow["from"]], where[flow["to"]]
         # Leave and reach the boxes at their edges; bend a little so that opposite flows stay apart.
         x1, y1 = _border(x1, y1, x2, y2, box_w, box_h)
-        x2, y2 = _border(x2, y2, x1, y1, box_w if flow["to"] != "all" else 150, box_h)
+        x2, y2 = _border(x2, y2, x1, y1, box_w, box_h)
         mx, my = (x1 + x2) / 2 + (y2 - y1) * 0.08, (y1 + y2) / 2 - (x2 - x1) * 0.08
         dashed = "" if (states or {}).get(number, "built") == "built" else ' stroke-dasharray="6 4"'
         edges.append(f'<path d="M {x1:.0f} {y1:.0f} Q {mx:.0f} {my:.0f} {x2:.0f} {y2:.0f}" fill="none" stroke="#444" '
@@ -153,7 +156,7 @@ def flows_svg(topology: dict, states: dict[int, str] | None = None) -> str:
         edges.append(f'<text x="{lx:.0f}" y="{ly:.0f}" {FONT} font-size="10" text-anchor="middle" fill="#1a237e" '
                      f'stroke="#ffffff" stroke-width="3" paint-order="stroke">{escape(label)}</text>')
     for end, (cx, cy) in where.items():
-        w = 150 if end == "all" else box_w
+        w = box_w
         fill = "#fff8e1" if end in (*OUTSIDE, "all") else "#ffffff"
         body.append(f'<rect x="{cx - w / 2:.0f}" y="{cy - box_h / 2:.0f}" width="{w}" height="{box_h}" rx="6" fill="{fill}" '
                     'stroke="#3f51b5" stroke-width="1.5"/>')

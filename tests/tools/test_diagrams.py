@@ -50,8 +50,12 @@ def test_flow_diagram_has_an_arrow_per_flow_and_dashes_the_planned_ones(lab):
 
 def test_a_new_host_appears_in_the_drawing(lab):
     grown = copy.deepcopy(lab)
-    grown["hosts"]["app3"] = {**lab["hosts"]["app1"], "overlay": "10.232.0.23"}
-    assert "app3" in _texts(network_svg(grown, "lab"))
+    many = ["monitoring", "log_collector", "backup_repository", "witness", "etcd", "bastion", "app"]
+    grown["hosts"]["app3"] = {**lab["hosts"]["app1"], "overlay": "10.232.0.23", "functions": many}
+    texts = _texts(network_svg(grown, "lab"))
+    assert "app3" in texts
+    # Every function is written, however many a host has: the boxes grow, nothing is cut.
+    assert set(many) <= {word for text in texts for word in text.split(", ")}
 
 
 def test_the_site_gets_a_network_diagram_per_environment_and_the_page_embeds_them():
