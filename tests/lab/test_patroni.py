@@ -161,6 +161,7 @@ def serials(host: str) -> dict[str, str]:
 
 
 @pytest.mark.ENC
+@pytest.mark.AUDIT
 def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_restart():
     """On the primary: Patroni's reload for a new certificate outlasts its lock's time to live, so
     the role lets the lock live longer meanwhile; the primary must stay primary, on its timeline."""
@@ -173,6 +174,13 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
     assert renewed.returncode == 0, renewed.stdout[-3000:]
     new = serials(host)["file"]
     assert new != before
+    # A dry run reloads nothing but reports the reload a real run would make, in both roles (AUDIT).
+    dry = playbook("playbooks/data.yml", "--check")
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    pending = [task for task in dry.stdout.split("TASK [")[1:]
+               if "a renewed certificate waits for its reload" in task.split("\n", 1)[0] and f"changed: [{host}]" in task]
+    assert len(pending) == 2, f"the dry run does not report Patroni's and pgBackRest's reloads: {dry.stdout[-3000:]}"
+    assert serials(host)["postgresql"] == before, "the dry run reloaded PostgreSQL"
     data = playbook("playbooks/data.yml")
     assert data.returncode == 0, data.stdout[-3000:]
     # The reload is taken up by Patroni's next loop: what the two serve is looked at a few times.
