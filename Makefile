@@ -136,7 +136,7 @@ lab: venv image ## Bring the reference stack up on the local container engine
 	@printf '  make docs-serve                     the docs, on http://127.0.0.1:8000/\n'
 
 lab-test: lab ## Bring the lab up, then run the tests against it (tests/lab)
-	@python -m pytest -q -p no:cacheprovider tests/lab
+	@python -m pytest -q -p no:cacheprovider --durations=20 tests/lab
 
 drift: venv ## Fail when an environment differs from the code: site.yml --check --diff (ENV=lab; ARGS for more options)
 	@python -m rempart drift $(or $(ENV),lab) $(ARGS)
