@@ -115,3 +115,18 @@ def test_operator_logs_in_with_the_key_and_may_sudo(host):
         capture_output=True, text=True, check=False,
     )
     assert refused.returncode == 255
+
+
+def test_a_key_the_operator_list_no_longer_holds_is_removed_and_refused(host):
+    """A rotated SSH key: prepare.yml gave alice a former key, as before a rotation; the role keeps
+    exactly the listed keys, so the former key is gone from authorized_keys and logs in no more."""
+    former = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "former_ed25519"
+    authorized = host.file("/home/alice/.ssh/authorized_keys")
+    assert former.with_suffix(".pub").read_text().split()[1] not in authorized.content_string
+    address = audit.container_address(host.backend.get_hostname())
+    refused = subprocess.run(
+        ["ssh", "-i", str(former), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", f"alice@{address}", "true"],
+        capture_output=True, text=True, check=False,
+    )
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
