@@ -47,6 +47,12 @@ def test_production_needs_the_confirmation():
     assert "Add -e rempart_confirm_prod=yes" in " ".join(refused.stdout.split())
 
 
+def test_a_dry_run_of_production_needs_the_confirmation_too():
+    refused = validate("-i", "inventories/prod", "-e", "rempart_target=prod", "--check", playbook="playbooks/site.yml")
+    assert refused.returncode != 0
+    assert "Add -e rempart_confirm_prod=yes" in " ".join(refused.stdout.split())
+
+
 def test_the_right_environment_passes_validation():
     for args in (["-i", "inventories/dev", "-e", "rempart_target=dev"],
                  ["-i", "inventories/prod", "-e", "rempart_target=prod", "-e", "rempart_confirm_prod=yes"]):
