@@ -60,9 +60,14 @@ def container_address(container: str) -> str:
     return next(iter(networks.values()))["IPAddress"]
 
 
+# What a test or a tool installs into a host waits for dpkg's lock instead of failing on it: Debian's
+# apt-daily and apt-daily-upgrade timers (randomised over hours) may be running on the host just then.
+APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq"
+
+
 def lynis(run: Runner) -> dict:
     """Lynis from Debian, installed on the host if absent; its report, not its screen output."""
-    install = run("command -v lynis >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lynis")
+    install = run(f"command -v lynis >/dev/null || {APT_INSTALL} --no-install-recommends lynis")
     if install.returncode != 0:
         raise RuntimeError(f"could not install lynis: {install.stderr.strip()}")
     audit = run("lynis audit system --quick --no-colors >/dev/null 2>&1; cat /var/log/lynis-report.dat")

@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rempart import drill
+from rempart import audit, drill
 from rempart.attacks import ATTACKS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -202,7 +202,7 @@ def run(host: str | None = None) -> dict:
     started = []
     try:
         if not had_wrk:
-            _in(host, ["sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null"], timeout=300)
+            _in(host, ["sh", "-c", f"{audit.APT_INSTALL} wrk >/dev/null"], timeout=300)
         _in(host, ["sh", "-c", f"rm -rf {WORK} && mkdir -p {WORK} && chown www-data {WORK}"])
         _put(host, f"{WORK}/backend.conf", BACKEND_CONF)
         _put(host, f"{WORK}/ours-rules.conf", re.sub(r"^SecAuditLog \S+$", f"SecAuditLog {WORK}/ours-audit.json", rules, flags=re.M))
@@ -250,9 +250,7 @@ def run(host: str | None = None) -> dict:
 
 
 def record(result: dict, path: Path = RESULTS) -> None:
-    from rempart.audit import commit  # noqa: PLC0415 - the same marking as the other measures
-
-    entry = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(), **result}
+    entry = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": audit.commit(), **result}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

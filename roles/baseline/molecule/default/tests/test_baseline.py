@@ -69,7 +69,8 @@ def test_weak_and_reused_passwords_are_refused(host):
 def assert_locked_after_five_failures(host, user: str) -> None:
     """The right password works, five wrong ones follow, then the right one is refused (pamtester,
     a Debian package, drives the real PAM stack of the login service)."""
-    host.run("command -v pamtester || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pamtester")
+    installed = host.run(f"command -v pamtester || {audit.APT_INSTALL} pamtester")
+    assert installed.rc == 0, installed
     assert host.run(f"echo '{STRONG_PASSWORD}' | pamtester login {user} authenticate").rc == 0
     for _ in range(5):
         assert host.run(f"echo wrong | pamtester login {user} authenticate").rc != 0
@@ -219,7 +220,7 @@ def test_an_account_a_package_makes_with_a_shell_is_closed_by_the_package_run_it
         f" && printf %s {shlex.quote(control)} > {build}/DEBIAN/control"
         f" && printf %s {shlex.quote(postinst)} > {build}/DEBIAN/postinst && chmod 0755 {build}/DEBIAN/postinst"
         f" && dpkg-deb --build --root-owner-group {build} {build}.deb >/dev/null"
-        f" && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {build}.deb >/dev/null"
+        f" && {audit.APT_INSTALL} {build}.deb >/dev/null"
     )
     try:
         installed = host.run(script)
