@@ -19,7 +19,7 @@ MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wi
 LAB_INVENTORY := inventories/lab
 
 .PHONY: help venv tools engine image lint yamllint ansible-lint pytest docs docs-build docs-check docs-serve \
-        molecule molecule-all test lab lab-test drift drill lab-down clean requirements audit audit-lab bench
+        molecule molecule-all test lab-image lab lab-test drift drill lab-down clean requirements audit audit-lab bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -123,7 +123,10 @@ test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, the lab, 
 	printf "$$table"; printf '%-14s %-7s %6d s\n' total "$$( test $$status = 0 && echo passed || echo FAILED )" "$$total"; \
 	exit $$status
 
-lab: venv image ## Bring the reference stack up on the local container engine
+lab-image: venv image ## Build the lab hosts' image (the base image with the packages of the roles every host gets) when it changed
+	@python -m rempart labimage
+
+lab: lab-image ## Bring the reference stack up on the local container engine
 	@for phase in lab/up bootstrap site; do \
 	  start=$$(date +%s); \
 	  ansible-playbook -i $(LAB_INVENTORY) playbooks/$$phase.yml -e rempart_target=lab || exit 1; \

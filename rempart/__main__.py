@@ -12,6 +12,7 @@ COMMANDS = {
     "engine": ("rempart.engine", "make sure a Docker engine answers (installs Debian's docker.io as root)"),
     "aptcache": ("rempart.aptcache", "run the package cache shared by lab containers (nginx, root on Debian)"),
     "image": ("rempart.image", "build the lab base image rempart/debian:12 when its recipe changed"),
+    "labimage": ("rempart.labimage", "build the lab hosts' image (the base image with every host's packages) when it changed; --list"),
     "docs": ("rempart.roledocs", "generate the role reference pages; --check fails when they are stale"),
     "audit": ("rempart.audit", "score the hardening baseline with Lynis and ssh-audit, time its second run"),
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),

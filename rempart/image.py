@@ -50,7 +50,7 @@ def sources() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _image_label(ref: str) -> str | None:
+def image_label(ref: str) -> str | None:
     result = subprocess.run(
         ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}', ref],
         capture_output=True,
@@ -103,9 +103,9 @@ def ensure() -> str:
     engine.ensure()
     recipe = recipe_hash()
     versioned = f"{REPOSITORY}:{TAG}-{recipe}"
-    if _image_label(versioned) != recipe:
+    if image_label(versioned) != recipe:
         build(recipe)
-    if _image_label(IMAGE) != recipe:
+    if image_label(IMAGE) != recipe:
         subprocess.run(["docker", "tag", versioned, IMAGE], check=True)
     print(f"image: {IMAGE} is recipe {recipe}", flush=True)
     return IMAGE
