@@ -1,7 +1,9 @@
 """mkdocs hooks (mkdocs.yml: hooks): every page of the built site says which commit it describes, so
 that a reader, a screenshot or a printed page can be matched to the code; the topology's diagrams are
 drawn, as SVG files of the site, from the inventories the site is built from; and a written page states
-a role variable's value or a service's port through a macro read from the code, never typed (DOC):
+a role variable's value or a service's port through a macro read from the code, never typed (DOC); and
+an identifier in a table cell (a test's name, a path, a variable) may wrap after its own separators, so
+that a table fits the column instead of scrolling sideways, and never breaks mid-word. The macros:
 
 - ``{{ default: <variable>[.<key or index>...] }}``: the value in ``roles/<role>/defaults/main.yml``
   (``{{ default: waf_rate_limits.0.rate }}``);
@@ -135,6 +137,26 @@ def on_files(files, config, **_kwargs):
     for path, svg in diagrams().items():
         files.append(File.generated(config, path, content=svg))
     return files
+
+
+TABLE_CELL = re.compile(r"(<td\b[^>]*>)(.*?)(</td>)", re.S)
+CODE = re.compile(r"(<code\b[^>]*>)(.*?)(</code>)", re.S)
+# After these, a line may end: a path's slash, a test's `::`, a name's underscore or dot.
+SEPARATOR = re.compile(r"(::|[/_.])(?=[^\s<])")
+
+
+def wrappable(html: str) -> str:
+    """The page's HTML with a break opportunity (``<wbr>``) after each separator of the code in table cells."""
+    def code(match: re.Match) -> str:
+        parts = re.split(r"(<[^>]+>|&[#a-zA-Z0-9]+;)", match.group(2))  # tags and entities stay whole
+        text = "".join(part if part.startswith(("<", "&")) else SEPARATOR.sub(r"\1<wbr>", part) for part in parts)
+        return match.group(1) + text + match.group(3)
+
+    return TABLE_CELL.sub(lambda cell: cell.group(1) + CODE.sub(code, cell.group(2)) + cell.group(3), html)
+
+
+def on_page_content(html, **_kwargs):
+    return wrappable(html)
 
 
 def on_page_markdown(markdown, page, **_kwargs):

@@ -65,3 +65,14 @@ def test_a_macro_that_reads_nothing_stops_the_build_naming_the_page(macro, messa
     with pytest.raises(mkdocs_hooks.MacroError) as raised:
         mkdocs_hooks.render_macros(f"text {macro} text", "docs/page.md")
     assert str(raised.value).startswith(f"docs/page.md: {macro}") and message in str(raised.value)
+
+
+@pytest.mark.DOC
+def test_identifiers_in_table_cells_may_wrap_at_their_separators_only():
+    cell = "<td><code>tests/lab/test_pki.py::test_a_b</code> <code>&lt;x_y&gt;</code> <code class=\"k\"><span>a_b</span></code></td>"
+    wrapped = mkdocs_hooks.wrappable(f"<p><code>kept_whole</code></p><table><tr>{cell}</tr></table>")
+    assert "<p><code>kept_whole</code></p>" in wrapped  # outside a table nothing changes
+    assert "<code>tests/<wbr>lab/<wbr>test_<wbr>pki.<wbr>py::<wbr>test_<wbr>a_<wbr>b</code>" in wrapped
+    assert "<code>&lt;x_<wbr>y&gt;</code>" in wrapped  # entities stay whole
+    assert '<code class="k"><span>a_<wbr>b</span></code>' in wrapped  # so do tags
+    assert wrapped.replace("<wbr>", "") == f"<p><code>kept_whole</code></p><table><tr>{cell}</tr></table>"

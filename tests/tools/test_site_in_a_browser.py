@@ -83,3 +83,15 @@ def test_searching_a_variables_name_finds_its_roles_page(site, browser):
     found = browser.evaluate("Array.from(document.querySelectorAll('.md-search-result__item a')).map(a => a.getAttribute('href'))")
     assert any(href.split("#")[0].endswith("/roles/sshd.html") for href in found), found
     browser.screenshot(SHOTS / "search.png")
+
+
+@pytest.mark.parametrize("page", ["asvs.html", "owasp-top-10.html", "iso-27001.html", "threat-model.html", "runbooks.html", "roles/app.html"])
+def test_tables_naming_tests_and_paths_fit_the_column_at_1280_px(site, browser, page):
+    """The pages whose tables name tests, paths and variables: they wrap at the identifiers' separators
+    (the hooks' <wbr>) instead of scrolling sideways, and no identifier breaks mid-word."""
+    browser.open(f"{site}/{page}")
+    browser.wait_for("document.querySelectorAll('.md-typeset__scrollwrap').length > 0")
+    wide = browser.evaluate("Array.from(document.querySelectorAll('.md-typeset__scrollwrap'))"
+                            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.querySelector('th') && e.querySelector('th').innerText)")
+    assert wide == [], f"tables wider than the column on {page} (first heading): {wide}"
+    assert browser.evaluate("document.querySelectorAll('td code wbr').length") > 0
