@@ -1,9 +1,10 @@
 """The lab's host image: the base image with the packages that the roles install on every host.
 
-A first converge of the lab installed the same packages on all its machines at once, and spent
-most of its time there (the baseline's alone: 270 of 683 s, mostly aide-common's configuration,
-which runs ucf for each of 211 files, and rkhunter's first database). This image pays that once per
-machine, when it is built; a second ``make lab`` finds it and builds nothing.
+A first converge of the lab installed the same packages on all its machines at once (aide-common's
+configuration alone runs ucf for each of its 211 files, rkhunter makes its first database). This
+image pays that once per machine, when it is built (about 67 s); a second ``make lab`` finds it and
+builds nothing. Measured on one machine: the first converge went from 796 to 689 s
+(``docs/development/test-plan.md``).
 
 What it holds is derived, never listed: the roles that a play for ``hosts: all`` of
 ``playbooks/site.yml`` (and the playbooks it imports) applies to every host (not those given a
@@ -20,7 +21,7 @@ server there; the lab tests what the roles make of a server that already has the
 host that is converged again.
 
 The image name is the lab's ``lab_host_image`` (``playbooks/lab/vars.yml``); it is tagged
-``<lab_image>-<hash>`` too, the hash covering the base image's recipe and the package list, and is
+``<lab_host_image>-<hash>`` too, the hash covering the base image's recipe and the package list, and is
 rebuilt only when that hash has no image.
 """
 
