@@ -21,8 +21,8 @@ server there; the lab tests what the roles make of a server that already has the
 host that is converged again.
 
 The image name is the lab's ``lab_host_image`` (``playbooks/lab/vars.yml``); it is tagged
-``<lab_host_image>-<hash>`` too, the hash covering the base image's recipe and the package list, and is
-rebuilt only when that hash has no image.
+``<lab_host_image>-<hash>`` too, the hash covering the base image's recipe, the build script and the
+package list, and is rebuilt only when that hash has no image.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ BUILD_CONTAINER = "rempart-lab-image-build"
 # A list named like this declares packages a role installs; the names of lists it removes say so.
 PACKAGE_LIST = re.compile(r"^(?:[a-z0-9]+_)*packages(?:_always)?$")
 REMOVED = re.compile(r"absent|remove|purge")
+# Run in the build container with the packages as arguments; part of the recipe's hash.
+BUILD_SCRIPT = (
+    "set -e; apt-get update -qq; "
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \"$@\" >/tmp/install.log 2>&1 "
+    "|| { tail -n 30 /tmp/install.log; exit 1; }; "
+    "apt-get clean; rm -rf /var/lib/apt/lists/* /tmp/install.log"
+)
 
 
 def lab_image() -> str:
@@ -117,7 +124,7 @@ def packages() -> list[str]:
 
 def recipe(names: list[str]) -> str:
     digest = hashlib.sha256()
-    digest.update(image.recipe_hash().encode() + b"\0" + "\n".join(names).encode())
+    digest.update(image.recipe_hash().encode() + b"\0" + BUILD_SCRIPT.encode() + b"\0" + "\n".join(names).encode())
     return digest.hexdigest()[:12]
 
 
@@ -129,12 +136,6 @@ def build(target: str, names: list[str], label: str) -> None:
     ends up in the image.
     """
     subprocess.run(["docker", "rm", "-f", BUILD_CONTAINER], capture_output=True, check=False)
-    script = (
-        "set -e; apt-get update -qq; "
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \"$@\" >/tmp/install.log 2>&1 "
-        "|| { tail -n 30 /tmp/install.log; exit 1; }; "
-        "apt-get clean; rm -rf /var/lib/apt/lists/* /tmp/install.log"
-    )
     print(f"image: building {target} ({len(names)} packages of the roles every host gets)", flush=True)
     try:
         subprocess.run(
@@ -142,7 +143,7 @@ def build(target: str, names: list[str], label: str) -> None:
                 "docker", "run", "--name", BUILD_CONTAINER,
                 "--add-host", "host.docker.internal:host-gateway",
                 "-v", f"{aptcache.proxy_conf_path()}:/etc/apt/apt.conf.d/01rempart-lab-proxy:ro",
-                image.IMAGE, "sh", "-c", script, "install", *names,
+                image.IMAGE, "sh", "-c", BUILD_SCRIPT, "install", *names,
             ],
             check=True,
         )

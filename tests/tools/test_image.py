@@ -74,3 +74,12 @@ def test_lab_image_recipe_follows_the_base_recipe_and_the_package_list():
     assert labimage.recipe(names) == labimage.recipe(list(names))
     assert labimage.recipe(names) != labimage.recipe([*names, "tmux-extra"])
     assert labimage.recipe(names) != image.recipe_hash()
+
+
+def test_lab_image_recipe_follows_its_build_script(monkeypatch):
+    from rempart import labimage  # noqa: PLC0415
+
+    names = labimage.packages()
+    before = labimage.recipe(names)
+    monkeypatch.setattr(labimage, "BUILD_SCRIPT", labimage.BUILD_SCRIPT + "; true")
+    assert labimage.recipe(names) != before
