@@ -25,7 +25,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -181,9 +180,4 @@ def ensure() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: ARG001 - no options
-    try:
-        ensure()
-    except (engine.EngineError, subprocess.CalledProcessError) as exc:
-        print(f"aptcache: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return engine.run_command("aptcache", ensure)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 DOCKERD_LOG = Path("/var/log/rempart-dockerd.log")
 START_TIMEOUT_S = 60
@@ -136,14 +137,17 @@ def ensure() -> None:
     print("engine: Docker engine answers", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``engine``: the controller's tools and a Docker engine; ``engine --tools``: the tools only."""
+def run_command(name: str, action: Callable[[], object]) -> int:
+    """A command's exit status: 0 when ``action`` ran, 1 with one line naming the command when the
+    engine or a program it ran failed (never a traceback). Shared by engine, image, labimage, aptcache."""
     try:
-        if argv and argv[0] == "--tools":
-            ensure_client_tools()
-            return 0
-        ensure()
+        action()
     except (EngineError, subprocess.CalledProcessError) as exc:
-        print(f"engine: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``engine``: the controller's tools and a Docker engine; ``engine --tools``: the tools only."""
+    return run_command("engine", ensure_client_tools if argv and argv[0] == "--tools" else ensure)

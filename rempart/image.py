@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -112,9 +111,4 @@ def ensure() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: ARG001 - no options
-    try:
-        ensure()
-    except (engine.EngineError, subprocess.CalledProcessError) as exc:
-        print(f"image: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return engine.run_command("image", ensure)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -182,9 +181,4 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-l", "--list"):
         print("\n".join(packages()))
         return 0
-    try:
-        ensure()
-    except (engine.EngineError, subprocess.CalledProcessError) as exc:
-        print(f"image: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return engine.run_command("labimage", ensure)
