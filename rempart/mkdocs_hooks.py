@@ -7,7 +7,8 @@ that a table fits the column instead of scrolling sideways, and never breaks mid
 
 - ``{{ default: <variable>[.<key or index>...] }}``: the value in ``roles/<role>/defaults/main.yml``
   (``{{ default: waf_rate_limits.0.rate }}``);
-- ``{{ port: <service> }}``: the service's first port in ``inventories/reference.yml``.
+- ``{{ port: <service> }}``: the service's first port in ``inventories/reference.yml``;
+- ``{{ wiring: <name> }}``: the topology's ``wiring.<name>`` in ``inventories/reference.yml``.
 
 An unknown name, or a default computed by Jinja rather than written, stops the build."""
 
@@ -24,7 +25,7 @@ from rempart.roledocs import _templated
 REPO = Path(__file__).resolve().parent.parent
 
 
-MACRO = re.compile(r"\{\{\s*(default|port):\s*([A-Za-z0-9_.-]+)\s*\}\}")
+MACRO = re.compile(r"\{\{\s*(default|port|wiring):\s*([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 class MacroError(ValueError):
@@ -48,6 +49,13 @@ def macro_value(kind: str, name: str) -> str:
         if name not in reference["services"]:
             raise MacroError(f"no service {name!r} in inventories/reference.yml")
         return str(topology.port(reference, name))
+    if kind == "wiring":
+        from rempart import topology  # noqa: PLC0415
+
+        wiring = topology.read(topology.INVENTORIES / "reference.yml").data["wiring"]
+        if name not in wiring:
+            raise MacroError(f"no wiring.{name} in inventories/reference.yml")
+        return str(wiring[name])
     variable, *path = name.split(".")
     if variable not in role_defaults():
         raise MacroError(f"no role default {variable!r} in roles/*/defaults/main.yml")

@@ -31,7 +31,7 @@ PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
 __all__ = [
     "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
     "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
-    "clients", "load", "load_all", "members", "openings", "port", "read", "validate",
+    "clients", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
 ]
 
 
@@ -165,6 +165,17 @@ def clients(topology: dict, host: str, service: str) -> list[str]:
         if service in flow.services and host in members(topology, flow.dst):
             found.update(members(topology, flow.src))
     return sorted(found - {host})
+
+
+def reached(topology: dict, host: str, service: str) -> list[str]:
+    """Hosts that the flow matrix lets ``host`` reach with ``service``, ``host`` itself included when a
+    flow's end holds it: what a client derives its targets from (reached('mon1', 'node-exporter') is
+    every host, mon1 too, as the matrix's monitoring to all says)."""
+    found = set()
+    for flow in flows(topology):
+        if service in flow.services and host in members(topology, flow.src):
+            found.update(members(topology, flow.dst))
+    return sorted(found)
 
 
 def main(argv: list[str] | None = None) -> int:

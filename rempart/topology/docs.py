@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import NamedTuple
+
+import yaml
 
 from rempart.firewall import firewall_rules
 
@@ -26,9 +29,54 @@ _GROUP_READ = re.compile(r"""groups\[['"]([a-z_]+)['"]\]""")
 _HOSTS = re.compile(r"^\s*(?:- )?hosts:\s*(\S+)\s*$", re.M)
 
 
-def what_is_built(repo: Path) -> tuple[set[str], set[str]]:
+_SERVICE_VALUE = re.compile(r"^[a-z][a-z0-9_]*_services?:[ \t]*(.+)$", re.M)
+_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+class Built(NamedTuple):
+    """What the code implements today (``what_is_built``)."""
+
+    services: set[str]  # services some role reads from the topology (as a server or a client)
+    groups: set[str]  # groups (functions) a playbook targets or a role looks up
+    used: dict[str, set[str]]  # per group a play targets ('all' too): the services its roles name
+
+
+def _role_services(path: Path) -> set[str]:
+    """The services a role names: read from the topology, or given by name in its defaults or vars
+    (``waf_upstream_service: app``, ``prometheus_scrape_services: [node-exporter]``)."""
+    found = set()
+    for file in sorted(path.glob("*/*")):
+        if file.suffix in (".yml", ".j2") and file.parts[-2] in ("defaults", "vars", "tasks", "templates"):
+            text = file.read_text(encoding="utf-8")
+            found |= {a or b for a, b in _SERVICE_READ.findall(text)}
+            if file.parts[-2] in ("defaults", "vars"):
+                for value in _SERVICE_VALUE.findall(text):
+                    found |= set(_NAME.findall(value.split("#")[0]))
+    return found
+
+
+def _plays(repo: Path) -> list[tuple[list[str], list[str]]]:
+    """(groups, roles) of every play of the playbooks: the groups its ``hosts`` names, the roles it
+    applies (``roles:`` or ``include_role``/``import_role`` in its tasks)."""
+    found = []
+    for path in sorted((repo / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            if not isinstance(play, dict) or "hosts" not in play:
+                continue
+            groups = [part.lstrip("!&") for part in str(play["hosts"]).split(":") if not part.startswith("!")]
+            roles = [r["role"] if isinstance(r, dict) else r for r in play.get("roles") or []]
+            for task in play.get("tasks") or []:
+                for key in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
+                    if isinstance(task, dict) and isinstance(task.get(key), dict):
+                        roles.append(task[key]["name"])
+            found.append((groups, [str(r) for r in roles]))
+    return found
+
+
+def what_is_built(repo: Path) -> Built:
     """What the code implements today: the services some role reads from the topology (its port, as
-    a server or a client), and the groups (functions) a playbook targets or a role looks up."""
+    a server or a client), the groups (functions) a playbook targets or a role looks up, and per group
+    the services the roles its plays apply name."""
     services, groups = set(), set()
     for path in sorted((repo / "roles").glob("*/*/*")):
         if path.suffix in (".yml", ".j2") and path.parts[-2] in ("defaults", "vars", "tasks", "templates"):
@@ -38,15 +86,22 @@ def what_is_built(repo: Path) -> tuple[set[str], set[str]]:
     for path in sorted((repo / "playbooks").glob("*.yml")):
         for pattern in _HOSTS.findall(path.read_text(encoding="utf-8")):
             groups |= {part.lstrip("!&") for part in pattern.split(":")}
-    return services, groups
+    named = {role.name: _role_services(role) for role in sorted((repo / "roles").glob("*")) if role.is_dir()}
+    used: dict[str, set[str]] = {}
+    for play_groups, roles in _plays(repo):
+        for group in play_groups:
+            used.setdefault(group, set()).update(*(named.get(role, set()) for role in roles))
+    return Built(services, groups, used)
 
 
-def flow_state(flow: dict, services_built: set[str], groups_built: set[str]) -> str:
-    """built: its services are in use and both ends exist; server side: the receiving end serves them
-    but the sending end is not built yet; planned: nothing of it is built yet."""
+def flow_state(flow: dict, services_built: set[str], groups_built: set[str], used: dict[str, set[str]] | None = None) -> str:
+    """built: its services are in use and both ends exist, and the sending end's roles name one of
+    them (when ``used`` is given); server side built: the receiving end serves them but the sending
+    end does not use them yet; planned: nothing of it is built yet."""
     if not set(flow["services"]) & services_built:
         return "planned"
-    source = flow["from"] in NEUTRAL_ENDS or flow["from"] in groups_built
+    sends = set(flow["services"]) & ((used or {}).get(flow["from"], set()) | (used or {}).get("all", set()))
+    source = flow["from"] in NEUTRAL_ENDS or (flow["from"] in groups_built and (used is None or bool(sends)))
     target = flow["to"] in NEUTRAL_ENDS or flow["to"] in groups_built
     if source and target:
         return "built"

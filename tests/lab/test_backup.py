@@ -34,9 +34,8 @@ SERVERS = model.members(TOPOLOGY, "db")
 REPOSITORY = model.members(TOPOLOGY, "backup_repository")[0]
 PKI = TOPOLOGY["wiring"]["pki_dir"]
 PORT = model.port(TOPOLOGY, "pgbackrest")
-# Where the role writes the state for monitoring: its default, read from the role.
-METRICS = yaml.safe_load((REPO / "roles/pgbackrest/defaults/main.yml").read_text(encoding="utf-8"))["pgbackrest_metrics_dir"] \
-    + "/rempart_pgbackrest.prom"
+# Where the role writes the state for monitoring: the topology's directory for the node exporter.
+METRICS = TOPOLOGY["wiring"]["metrics_textfile_dir"] + "/rempart_pgbackrest.prom"
 METRICS_SCRIPT = yaml.safe_load((REPO / "roles/pgbackrest/vars/main.yml").read_text(encoding="utf-8"))["__pgbackrest_metrics_script"]
 
 

@@ -49,10 +49,11 @@ def test_a_number_typed_beside_a_variable_is_found_and_a_macro_or_code_is_not():
 def test_macros_read_the_roles_defaults_and_the_topologys_ports():
     keepalived = yaml.safe_load((REPO / "roles" / "keepalived" / "defaults" / "main.yml").read_text(encoding="utf-8"))
     waf = yaml.safe_load((REPO / "roles" / "waf" / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    services = yaml.safe_load((REPO / "inventories" / "reference.yml").read_text(encoding="utf-8"))["services"]
-    text = "{{ default: keepalived_advert_interval }} | {{ default: waf_rate_limits.1.burst }} | {{port: ssh}}"
+    reference = yaml.safe_load((REPO / "inventories" / "reference.yml").read_text(encoding="utf-8"))
+    text = "{{ default: keepalived_advert_interval }} | {{ default: waf_rate_limits.1.burst }} | {{port: ssh}} | {{ wiring: pki_dir }}"
     assert mkdocs_hooks.render_macros(text, "x.md") == (
-        f"{keepalived['keepalived_advert_interval']} | {waf['waf_rate_limits'][1]['burst']} | {services['ssh']['ports'][0]}")
+        f"{keepalived['keepalived_advert_interval']} | {waf['waf_rate_limits'][1]['burst']} | {reference['services']['ssh']['ports'][0]}"
+        f" | {reference['wiring']['pki_dir']}")
 
 
 @pytest.mark.parametrize(("macro", "message"), [
@@ -60,6 +61,7 @@ def test_macros_read_the_roles_defaults_and_the_topologys_ports():
     ("{{ default: sshd_port }}", "is not a written value"),
     ("{{ default: waf_rate_limits.7.rate }}", "waf_rate_limits has no '7'"),
     ("{{ port: telnet }}", "no service 'telnet'"),
+    ("{{ wiring: no_such_name }}", "no wiring.no_such_name"),
 ])
 def test_a_macro_that_reads_nothing_stops_the_build_naming_the_page(macro, message):
     with pytest.raises(mkdocs_hooks.MacroError) as raised:

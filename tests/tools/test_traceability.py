@@ -82,11 +82,19 @@ def test_what_is_built_comes_from_the_roles_and_the_playbooks(tmp_path):
         "demo_port: \"{{ rempart_topology.services['postgresql'].ports | first }}\"\n"
         "demo_ssh: \"{{ rempart_topology.services.ssh.ports | first }}\"\n"
         "demo_peers: \"{{ groups['etcd'] }}\"\n", encoding="utf-8")
+    (tmp_path / "roles" / "probe" / "defaults").mkdir(parents=True)
+    (tmp_path / "roles" / "probe" / "defaults" / "main.yml").write_text(
+        "probe_scrape_services: [node-exporter, patroni-api]  # what it scrapes\nprobe_upstream_service: app\n", encoding="utf-8")
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "tier.yml").write_text("- name: A tier\n  hosts: db:backup_repository:!bastion\n", encoding="utf-8")
-    services, groups = topology_docs.what_is_built(tmp_path)
-    assert services == {"postgresql", "ssh"}
-    assert groups == {"etcd", "db", "backup_repository", "bastion"}
+    (tmp_path / "playbooks" / "tier.yml").write_text(
+        "- name: A tier\n  hosts: db:backup_repository:!bastion\n  roles: [demo]\n"
+        "- name: Probes\n  hosts: monitoring\n  tasks:\n    - name: The probe\n      ansible.builtin.include_role:\n        name: probe\n",
+        encoding="utf-8")
+    built = topology_docs.what_is_built(tmp_path)
+    assert built.services == {"postgresql", "ssh"}
+    assert built.groups == {"etcd", "db", "backup_repository", "bastion", "monitoring"}
+    assert built.used == {"db": {"postgresql", "ssh"}, "backup_repository": {"postgresql", "ssh"},
+                          "monitoring": {"node-exporter", "patroni-api", "app"}}
 
 
 @pytest.mark.parametrize(("flow", "state"), [
@@ -98,3 +106,16 @@ def test_what_is_built_comes_from_the_roles_and_the_playbooks(tmp_path):
 ])
 def test_a_flow_is_built_only_when_its_service_is_used_and_its_ends_exist(flow, state):
     assert topology_docs.flow_state(flow, {"postgresql", "ssh"}, {"db", "bastion"}) == state
+
+
+@pytest.mark.parametrize(("flow", "state"), [
+    ({"from": "monitoring", "to": "all", "services": ["node-exporter", "icmp"]}, "built"),
+    ({"from": "monitoring", "to": "db", "services": ["patroni-api", "postgres-exporter"]}, "server side built"),
+    ({"from": "bastion", "to": "all", "services": ["ssh"]}, "built"),
+])
+def test_the_sending_end_must_use_one_of_the_flow_s_services(flow, state):
+    """A function that exists (Prometheus on monitoring) does not make every flow it sends built: its
+    roles must name one of the flow's services (node-exporter, not yet the Patroni API)."""
+    used = {"monitoring": {"node-exporter", "prometheus"}, "all": {"ssh"}}
+    built = topology_docs.flow_state(flow, {"node-exporter", "patroni-api", "ssh"}, {"monitoring", "db", "bastion"}, used)
+    assert built == state
