@@ -15,11 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 DOCKERD_LOG = Path("/var/log/rempart-dockerd.log")
+# Prometheus's promtool, taken from Debian's prometheus package without installing it (installing it
+# would start a Prometheus server on this machine): the tool tests check and unit-test the alert rules.
+PROMTOOL = Path(__file__).resolve().parent.parent / "build" / "tools" / "promtool"
 START_TIMEOUT_S = 60
 
 
@@ -112,8 +116,8 @@ def ensure_client_tools() -> None:
     """The controller's tools: the SSH client (the lab and the tests reach hosts over SSH), tcpdump
     (the lab tests capture the underlay to prove that nothing crosses it in clear), nft (the tool
     tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
-    entry point's TLS from the internet's side) and chromium (the docs tests open the built site in a
-    headless browser)."""
+    entry point's TLS from the internet's side), chromium (the docs tests open the built site in a
+    headless browser) and promtool (the alert rules' checks and unit tests)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
@@ -124,6 +128,28 @@ def ensure_client_tools() -> None:
         apt_install(["testssl.sh"], "the lab tests judge the public entry point's TLS")
     if not shutil.which("chromium"):
         apt_install(["chromium"], "the docs tests open the built site in a headless browser")
+    if not PROMTOOL.exists():
+        extract_promtool()
+
+
+def extract_promtool() -> None:
+    """promtool from Debian's prometheus package (the version the monitoring hosts run), unpacked
+    into build/tools/ with `apt-get download` and `dpkg-deb -x`: nothing installed, nothing started."""
+    why = "the tool tests check and unit-test the alert rules with promtool"
+    if not is_debian() or not shutil.which("dpkg-deb"):
+        raise EngineError(f"{why}: put Debian 12's promtool (package prometheus) at {PROMTOOL}.")
+    with tempfile.TemporaryDirectory() as scratch:
+        download = ["apt-get", "download", "-qq", "prometheus"]
+        if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode != 0:
+            if os.geteuid() != 0:
+                raise EngineError(f"{why}: `apt-get download prometheus` failed; run `apt-get update` as root first.")
+            subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(download, cwd=scratch, check=True, stdout=subprocess.DEVNULL)
+        package = next(Path(scratch).glob("prometheus_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(package), str(Path(scratch) / "root")], check=True)
+        PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / "promtool", PROMTOOL)
+    print(f"promtool: {PROMTOOL} (from {package.name}, not installed)", flush=True)
 
 
 def ensure() -> None:

@@ -104,3 +104,30 @@ def test_prometheus_refuses_a_request_without_its_password():
     anonymous = ssh(MONITOR, f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {PKI}/ca.crt {URL}/api/v1/targets")
     assert anonymous.stdout == "401"
     assert api("/api/v1/targets")[0] == 200
+
+
+def firing(name: str) -> dict[str, str]:
+    """instance -> state of the alert ``name`` in Prometheus (pending or firing)."""
+    status, body = api("/api/v1/alerts")
+    assert status == 200, body
+    return {a["labels"].get("instance", ""): a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name}
+
+
+def test_a_host_whose_exporter_stops_fires_hostdown_and_resolves_when_it_answers_again():
+    host = model.members(TOPOLOGY, "app")[0]
+    assert host not in firing("HostDown")
+    stopped = ssh(host, "sudo systemctl stop prometheus-node-exporter")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        deadline = time.monotonic() + 240
+        while firing("HostDown").get(host) != "firing" and time.monotonic() < deadline:
+            time.sleep(5)
+        assert firing("HostDown").get(host) == "firing"
+        assert set(firing("HostDown")) == {host}, "only the stopped exporter's host is down"
+    finally:
+        started = ssh(host, "sudo systemctl start prometheus-node-exporter")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 180
+    while host in firing("HostDown") and time.monotonic() < deadline:
+        time.sleep(5)
+    assert host not in firing("HostDown")

@@ -40,7 +40,13 @@ def prometheus_password_hash(password: str, current: str | None = None) -> str:
     return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
 
 
+def prometheus_rule_file(name: str, directory: str, source: str) -> dict:
+    """A rempart_files entry for one alert rule file of the role, checked by promtool before it goes live."""
+    with open(f"{source}/{name}", encoding="utf-8") as handle:
+        return {"path": f"{directory}/{name}", "content": handle.read(), "validate": "promtool check rules %s"}
+
+
 class FilterModule:
     def filters(self):
         return {"prometheus_scrape_targets": prometheus_scrape_targets, "prometheus_unreached": prometheus_unreached,
-                "prometheus_password_hash": prometheus_password_hash}
+                "prometheus_password_hash": prometheus_password_hash, "prometheus_rule_file": prometheus_rule_file}
