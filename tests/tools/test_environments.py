@@ -64,7 +64,7 @@ def test_the_right_environment_passes_validation():
 ALONE = ["playbooks/site.yml", "playbooks/base.yml", "playbooks/network.yml", "playbooks/bootstrap.yml",
          "playbooks/rotate-wireguard-keys.yml", "playbooks/pki.yml",
          "playbooks/data.yml", "playbooks/switchover.yml", "playbooks/unlock.yml", "playbooks/restore-drill.yml",
-         "playbooks/app.yml", "playbooks/rotate-app-key.yml", "playbooks/edge.yml"]
+         "playbooks/app.yml", "playbooks/rotate-app-key.yml", "playbooks/edge.yml", "playbooks/monitoring.yml"]
 
 
 @pytest.mark.parametrize("playbook", ALONE)
@@ -117,6 +117,18 @@ def stops_before_any_host(playbook: str, case: str, given: dict, named: str) -> 
 
 
 APP_KEY = "A" * 43 + "="
+
+
+@pytest.mark.MON
+@pytest.mark.parametrize(("case", "given", "named"), [
+    ("no Prometheus password", {}, "vault_prometheus_web_password"),
+    ("a Prometheus password too short", {"vault_prometheus_web_password": "short"}, "vault_prometheus_web_password"),
+    ("a scraped service that no flow carries from the monitoring host",
+     {"vault_prometheus_web_password": "x" * 24, "prometheus_scrape_services": ["node-exporter", "postgresql"]},
+     "no flow carries postgresql"),
+])
+def test_the_monitoring_tier_without_its_secret_or_flows_stops_before_any_host(case, given, named):
+    stops_before_any_host("playbooks/monitoring.yml", case, given, named)
 
 
 @pytest.mark.parametrize(("case", "given", "named"), [
