@@ -16,11 +16,13 @@ topology (from the inventories).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -48,6 +50,15 @@ class Role:
     @property
     def entry_points(self) -> dict:
         return self.specs.get("argument_specs") or {}
+
+
+def filter_plugin(role: str) -> ModuleType:
+    """A role's filter plugin (``roles/<role>/filter_plugins/<role>.py``) as a module, for its unit tests."""
+    path = ROLES_DIR / role / "filter_plugins" / f"{role}.py"
+    spec = importlib.util.spec_from_file_location(f"{role}_filter", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _load_yaml(path: Path) -> dict:

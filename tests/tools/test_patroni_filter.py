@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from rempart import topology as model
+from rempart.roledocs import filter_plugin
 
-SPEC = importlib.util.spec_from_file_location("patroni_filter", Path(__file__).parents[2] / "roles/patroni/filter_plugins/patroni.py")
-patroni = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(patroni)
+patroni = filter_plugin("patroni")
 
 pytestmark = pytest.mark.HA
 

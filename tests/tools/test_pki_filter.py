@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("pki_filter", Path(__file__).parents[2] / "roles/pki/filter_plugins/pki.py")
-pki = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(pki)
+from rempart.roledocs import filter_plugin
+
+pki = filter_plugin("pki")
 
 pytestmark = pytest.mark.ENC
 

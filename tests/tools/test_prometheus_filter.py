@@ -3,17 +3,14 @@ list), the services it is refused, and a password hash that a second run keeps (
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import bcrypt
 import pytest
 
 from rempart import topology as model
+from rempart.roledocs import filter_plugin
 
-SPEC = importlib.util.spec_from_file_location("prometheus_filter", Path(__file__).parents[2] / "roles/prometheus/filter_plugins/prometheus.py")
-prometheus = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(prometheus)
+prometheus = filter_plugin("prometheus")
 
 pytestmark = pytest.mark.MON
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
 from rempart import topology as model
+from rempart.roledocs import filter_plugin
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.WAF
-SPEC = importlib.util.spec_from_file_location("waf_filter", REPO / "roles/waf/filter_plugins/waf.py")
-waf = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(waf)
+waf = filter_plugin("waf")
 DEFAULTS = yaml.safe_load((REPO / "roles/waf/defaults/main.yml").read_text(encoding="utf-8"))
 
 
@@ -63,9 +61,7 @@ def test_a_wrong_exclusion_is_named_with_its_fix(exclusion, place):
 
 
 def test_keepalived_names_the_pair_members_whose_advertisements_the_flow_matrix_stops():
-    spec = importlib.util.spec_from_file_location("keepalived_filter", REPO / "roles/keepalived/filter_plugins/keepalived.py")
-    keepalived = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(keepalived)
+    keepalived = filter_plugin("keepalived")
     lab = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
     assert keepalived.keepalived_unreached(lab, "waf", "waf1") == []
     assert keepalived.keepalived_peers(lab, "waf", "waf1") == [lab["hosts"]["waf2"]["overlay"]]
