@@ -81,8 +81,9 @@ def running(host: str) -> bool:
 
 
 def power_off(host: str) -> float:
-    """Cut the machine's power; returns the moment it happened (epoch seconds)."""
-    at = time.time()
+    """Cut the machine's power; returns the moment it happened, on the monotonic clock like every
+    moment and deadline here (a step of the wall clock, as a machine's time sync makes, moves none)."""
+    at = time.monotonic()
     _engine("kill", host)
     # An SSH connection this machine shares with the host (ControlMaster) would hang new sessions.
     subprocess.run(["ssh", "-F", str(LAB_DIR / "ssh_config"), "-O", "exit", host], capture_output=True, check=False)
@@ -91,8 +92,8 @@ def power_off(host: str) -> float:
 
 def shut_down(host: str) -> float:
     """Shut the machine down cleanly (systemd stops its services, which finish what they serve);
-    returns the moment it was asked (epoch seconds)."""
-    at = time.time()
+    returns the moment it was asked (monotonic clock)."""
+    at = time.monotonic()
     _engine("stop", "--time", "60", host)
     subprocess.run(["ssh", "-F", str(LAB_DIR / "ssh_config"), "-O", "exit", host], capture_output=True, check=False)
     return at
@@ -126,7 +127,7 @@ def _nft(host: str, script: str) -> subprocess.CompletedProcess:
 def cut(site_a: str, site_b: str) -> float:
     """Drop every underlay packet between the hosts of two sites; returns when it happened."""
     sides = {site_a: _hosts_of(site_a), site_b: _hosts_of(site_b)}
-    at = time.time()
+    at = time.monotonic()
     for site, hosts in sides.items():
         others = [TOPOLOGY["hosts"][h]["underlay"] for s, hs in sides.items() if s != site for h in hs]
         peers = "{ " + ", ".join(others) + " }"
@@ -175,8 +176,8 @@ def primary() -> str:
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         value = check()
         if value:
             return value
@@ -198,12 +199,12 @@ def in_recovery(host: str) -> bool | None:
 def _query(host: str, sql: str, what: str, database: str = DATABASE, timeout: float = 60) -> str:
     """One query as postgres on ``host``; waits while the server is starting or stopping (a drill may
     have caught it in a restart) and fails with what it said after ``timeout`` seconds."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         result = inside(host, ["psql", "-XAtq", "-d", database, "-c", sql], user="postgres", timeout=30)
         if result.returncode == 0:
             return result.stdout
-        if time.time() > deadline or not any(s in result.stderr for s in ("shutting down", "starting up", "No such file")):
+        if time.monotonic() > deadline or not any(s in result.stderr for s in ("shutting down", "starting up", "No such file")):
             raise DrillError(f"{what} on {host}: {result.stderr.strip()}")
         time.sleep(1)
 
@@ -233,7 +234,7 @@ threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True)
 rows, conn, n = [], None, 0
 while not stop.is_set():
     n += 1
-    row = {"n": n, "tried": time.time(), "acked": None, "tries": 0, "server": None}
+    row = {"n": n, "tried": time.monotonic(), "acked": None, "tries": 0, "server": None}
     rows.append(row)
     while not stop.is_set():
         row["tries"] += 1
@@ -249,7 +250,7 @@ while not stop.is_set():
                 cur.execute("select host(inet_server_addr())")
                 server = cur.fetchone()[0]
             cur.execute("insert into %s (run, n) values (%%s, %%s) on conflict do nothing" % sys.argv[4], (run, n))
-            row["acked"], row["server"] = time.time(), server
+            row["acked"], row["server"] = time.monotonic(), server
             break
         except psycopg2.Error:
             try:
@@ -279,7 +280,7 @@ class Writer:
         password = yaml.safe_load((LAB_DIR / "secrets.yml").read_text(encoding="utf-8"))[f"vault_postgresql_{DATABASE}_password"]
         self.process.stdin.write(password + "\n")
         self.process.stdin.flush()
-        self.started = time.time()
+        self.started = time.monotonic()
 
     def stop(self) -> list[dict]:
         try:
@@ -339,9 +340,9 @@ def lost(rows: list[dict], run: str, on: str) -> list[int]:
 
 def _restore(host: str) -> float:
     """Wait for the cluster to be whole again once ``host`` is powered on; returns the seconds it took."""
-    start = time.time()
+    start = time.monotonic()
     wait_for(f"{host} back as a synchronous standby", healthy, timeout=180)
-    return round(time.time() - start, 1)
+    return round(time.monotonic() - start, 1)
 
 
 def drill_failover() -> dict:
@@ -355,7 +356,7 @@ def drill_failover() -> dict:
             new = wait_for("a new primary",
                            lambda: next((n for n, r in roles(cluster()).items() if r == "leader" and n != old), None),
                            timeout=120, interval=0.2)
-            promoted = time.time() - at
+            promoted = time.monotonic() - at
             time.sleep(4)
         rows, run = box["rows"], box["writer"].run
         result = {"primary_before": old, "primary_after": new, "new_primary_seen_after_s": round(promoted, 2),
@@ -373,12 +374,12 @@ def drill_switchover() -> dict:
     wait_for("a healthy cluster before the drill", healthy, timeout=120)
     old = primary()
     with writing() as box:
-        at = time.time()
+        at = time.monotonic()
         result = subprocess.run(["ansible-playbook", "-i", str(model.INVENTORIES / "lab"), str(REPO / "playbooks/switchover.yml"),
                                  "-e", "rempart_target=lab"], cwd=REPO, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise DrillError(f"playbooks/switchover.yml failed:\n{result.stdout[-2500:]}")
-        took = time.time() - at
+        took = time.monotonic() - at
         time.sleep(2)
     rows, run = box["rows"], box["writer"].run
     new = primary()
@@ -417,15 +418,15 @@ def drill_partition(site_a: str = "dc1", site_b: str = "dc2", duration: float = 
     with writing(client_near(before)) as box:
         at = cut(site_a, site_b)
         try:
-            while time.time() - at < duration:
+            while time.monotonic() - at < duration:
                 states = [in_recovery(h) for h in SERVERS]
                 most = max(most, sum(1 for s in states if s is False))
                 samples += 1
         finally:
             heal(site_a, site_b)
-        healed = time.time()
+        healed = time.monotonic()
         wait_for("the cluster whole again after the cut", healthy, timeout=120)
-        back = round(time.time() - healed, 1)
+        back = round(time.monotonic() - healed, 1)
     rows, run = box["rows"], box["writer"].run
     after = primary()
     return {"sites": [site_a, site_b], "cut_s": duration, "client": box["writer"].host, "primary_before": before, "primary_after": after,
@@ -435,12 +436,12 @@ def drill_partition(site_a: str = "dc1", site_b: str = "dc2", duration: float = 
 
 def _playbook(path: str, *options: str) -> float:
     """Run a playbook against the lab as an operator does; returns the seconds it took."""
-    start = time.time()
+    start = time.monotonic()
     result = subprocess.run(["ansible-playbook", "-i", str(model.INVENTORIES / "lab"), str(REPO / path), "-e", "rempart_target=lab",
                              *options], cwd=REPO, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DrillError(f"{path} failed:\n{result.stdout[-2500:]}{result.stderr[-500:]}")
-    return round(time.time() - start, 1)
+    return round(time.monotonic() - start, 1)
 
 
 def archiver(host: str) -> dict:
@@ -487,7 +488,7 @@ def drill_sealed() -> dict:
     finally:
         if not running(REPOSITORY):
             power_on(REPOSITORY)
-    back = round(time.time() - at, 1)
+    back = round(time.monotonic() - at, 1)
     sealed = not repository_answers()
     before = archiver(first)
     segment = _segment_written(first)
@@ -495,10 +496,10 @@ def drill_sealed() -> dict:
     failed = wait_for("archiving to fail while the repository is sealed",
                       lambda: (lambda a: a if a["failed"] > before["failed"] else None)(archiver(first)), timeout=90)
     unlock_s = _playbook("playbooks/unlock.yml")
-    unlocked = time.time()
+    unlocked = time.monotonic()
     wait_for(f"segment {segment} archived after the unlock",
              lambda: archiver(first)["last_archived"] >= segment, timeout=120)
-    caught_up = round(time.time() - unlocked, 1)
+    caught_up = round(time.monotonic() - unlocked, 1)
     return {"repository": REPOSITORY, "primary": first, "back_after_power_on_s": back,
             "sealed_after_restart": sealed,
             "archive_failures_while_sealed": failed["failed"] - before["failed"], "segments_waiting_while_sealed": failed["waiting"],
@@ -697,11 +698,11 @@ def stream_figures(rows: list[dict], since: float) -> dict:
 def _reachable_since(address: str, port: int, since: float, timeout: float = 30) -> float | None:
     """Seconds from ``since`` until a TCP connection from this machine (the internet's side) to the
     address succeeds again, tried every 20 ms."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
             with socket.create_connection((address, port), timeout=0.1):
-                return round(time.time() - since, 3)
+                return round(time.monotonic() - since, 3)
         except OSError:
             time.sleep(0.02)
     return None
@@ -726,11 +727,11 @@ def drill_waf() -> dict:
             stream.process.kill()
         if not running(before):
             power_on(before)
-    start = time.time()
+    start = time.monotonic()
     wait_for(f"nginx and keepalived on {before} after its power came back",
              lambda: all(inside(before, ["systemctl", "is-active", "-q", unit]).returncode == 0 for unit in ("nginx", "keepalived")),
              timeout=120)
-    result["back_after_s"] = round(time.time() - start, 1)
+    result["back_after_s"] = round(time.monotonic() - start, 1)
     # Once it takes part again (keepalived_startup_delay) and a while after, the address is still where it moved.
     delay = yaml.safe_load((REPO / "roles/keepalived/defaults/main.yml").read_text(encoding="utf-8"))["keepalived_startup_delay"]
     time.sleep(int(delay) + 5)
@@ -751,7 +752,7 @@ def drill_app() -> dict:
         power_on(host)
         wait_for(f"{host} serving again, sealed",
                  lambda: inside(host, ["systemctl", "is-active", "-q", app_unit()]).returncode == 0, timeout=120)
-        sealed_at = time.time()
+        sealed_at = time.monotonic()
         time.sleep(10)
         rows = stream.stop()
         result = {"app_server": host, **stream_figures(rows, at),

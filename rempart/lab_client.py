@@ -19,6 +19,8 @@ standard input:
   request, when it started, how long it took, and its status or error.
 
 Run on the lab's client (the internet's side), it is given the CA only: no client certificate.
+Moments are read on the monotonic clock, which a container shares with the machine running the
+drills (one kernel): they compare with the drills' own moments, whatever the wall clock does.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def uploads_mode(asked: dict) -> None:
     document, urls, rows, n, turn = base64.b64decode(asked["document_b64"]), asked["urls"], [], 0, 0
     while not stop.is_set():
         n += 1
-        row = {"n": n, "tried": time.time(), "acked": None, "tries": 0, "receipt": None, "via": None}
+        row = {"n": n, "tried": time.monotonic(), "acked": None, "tries": 0, "receipt": None, "via": None}
         rows.append(row)
         while not stop.is_set():
             row["tries"] += 1
@@ -105,7 +107,7 @@ def uploads_mode(asked: dict) -> None:
             try:
                 status, _, content = request("POST", url + "/submissions", {"Content-Type": kind, "Accept": "application/json"}, body, 5)
                 if status == 201:
-                    row["acked"], row["receipt"], row["via"] = time.time(), json.loads(content)["receipt"], url
+                    row["acked"], row["receipt"], row["via"] = time.monotonic(), json.loads(content)["receipt"], url
                     break
             except (OSError, http.client.HTTPException, ValueError):
                 pass
@@ -126,12 +128,12 @@ def stream_mode(asked: dict) -> None:
             body, kind = multipart({"procedure": asked["procedure"], "full_name": f"Stream {n}", "email": "stream@example.org",
                                     "message": f"request {n}"}, document, f"stream-{n}.pdf")
             method, path, headers = "POST", "/submissions", {"Content-Type": kind, "Accept": "application/json"}
-        row = {"n": n, "method": method, "started": time.time(), "status": None, "error": None}
+        row = {"n": n, "method": method, "started": time.monotonic(), "status": None, "error": None}
         try:
             row["status"] = request(method, url + path, headers, body, 10)[0]
         except (OSError, http.client.HTTPException) as error:
             row["error"] = f"{type(error).__name__}: {error}"
-        row["seconds"] = round(time.time() - row["started"], 3)
+        row["seconds"] = round(time.monotonic() - row["started"], 3)
         rows.append(row)
         time.sleep(float(asked.get("interval", 0.05)))
     print(json.dumps({"rows": rows}))
