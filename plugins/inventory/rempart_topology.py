@@ -24,7 +24,8 @@ description:
     (C(env_<name>)); the prefixes are the topology's C(wiring). Host variables: C(rempart_site),
     C(rempart_zone), C(rempart_functions), C(rempart_underlay_address), C(rempart_overlay_address),
     C(rempart_public_address), C(ansible_host) (the public address of a bastion, the overlay address of
-    every other host) and C(ansible_port) (the C(ssh) service's port). Every host also gets
+    every other host), C(ansible_port) (the C(ssh) service's port) and C(rempart_tcp_destinations) (the
+    overlay C(address:port) of every TCP service the flows let the host reach). Every host also gets
     C(rempart_environment) and C(rempart_topology), the whole validated model."
 options:
   plugin:
@@ -81,6 +82,8 @@ class InventoryModule(BaseInventoryPlugin):
                 # overlay (playbooks/connect.yml falls back to the underlay until the mesh exists).
                 "ansible_host": str(spec["public"]) if "bastion" in functions else str(spec["overlay"]),
                 "ansible_port": ssh_port,
+                # Where a relay on this host may forward to (the bastion's SSH tunnels): what the flows let it reach.
+                "rempart_tcp_destinations": model.tcp_destinations(topology, host),
             }
             for key, value in variables.items():
                 self.inventory.set_variable(host, key, value)

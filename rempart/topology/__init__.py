@@ -178,6 +178,23 @@ def reached(topology: dict, host: str, service: str) -> list[str]:
     return sorted(found)
 
 
+def tcp_destinations(topology: dict, host: str) -> list[str]:
+    """``address:port`` on the overlay of every other host that the flow matrix lets ``host`` reach with
+    a TCP service: what a relay on ``host`` (the bastion's SSH, for the operators' tunnels) may
+    forward to, and nothing else."""
+    found = set()
+    for flow in flows(topology):
+        if host not in members(topology, flow.src):
+            continue
+        for service in flow.services:
+            spec = topology["services"][service]
+            if spec.get("proto") != "tcp":
+                continue
+            for target in set(members(topology, flow.dst)) - {host}:
+                found.update(f"{topology['hosts'][target]['overlay']}:{number}" for number in as_list(spec.get("ports")))
+    return sorted(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m rempart topology [ENV|FILE ...]``: validate environments (all by default)."""
     targets = argv or sorted(p.parent.name for p in INVENTORIES.glob(f"*/{TOPOLOGY_FILE}"))

@@ -1,12 +1,15 @@
 """The monitoring tier in the lab, seen from outside (MON, ENC): Prometheus on the monitoring host
 scrapes every host of the topology over the mesh with TLS (targets derived from the flow matrix),
 what roles leave for the textfile collector reaches it (pgBackRest's state), an exporter refuses a
-client without a certificate of the CA, and Prometheus's API refuses a request without its password."""
+client without a certificate of the CA, Prometheus's API refuses a request without its password, and
+an alert is told to the receiver of its severity (the lab's recorder), firing then resolved."""
 
 from __future__ import annotations
 
 import json
 import shlex
+import socket
+import stat
 import subprocess
 import time
 import urllib.parse
@@ -29,6 +32,7 @@ EXPORTER, PROMETHEUS = model.port(TOPOLOGY, "node-exporter"), model.port(TOPOLOG
 URL = f"https://{HOSTS[MONITOR]['overlay']}:{PROMETHEUS}"
 USER = yaml.safe_load((REPO / "roles/prometheus/defaults/main.yml").read_text(encoding="utf-8"))["prometheus_web_user"]
 CLIENT_TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/host.key"
+LAB_VARS = yaml.safe_load((model.INVENTORIES / "lab/group_vars/all/lab.yml").read_text(encoding="utf-8"))
 
 
 def password() -> str:
@@ -119,9 +123,19 @@ def firing(name: str) -> dict[str, str]:
     return {a["labels"].get("instance", ""): a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name}
 
 
-def test_a_host_whose_exporter_stops_fires_hostdown_and_resolves_when_it_answers_again():
+def told(alert: str, instance: str) -> list[tuple[str, str]]:
+    """(receiver's path, status) of each notification of ``alert`` on ``instance`` the lab's recorder was
+    sent by Alertmanager (inventories/lab: alertmanager_receivers), in the order received."""
+    result = ssh(MONITOR, f"curl -sS --max-time 5 http://127.0.0.1:{LAB_VARS['lab_alert_recorder_port']}/")
+    assert result.returncode == 0, result.stderr
+    return [(row["path"], a["status"]) for row in json.loads(result.stdout) for a in row["notification"]["alerts"]
+            if a["labels"].get("alertname") == alert and a["labels"].get("instance") == instance]
+
+
+def test_a_host_whose_exporter_stops_fires_hostdown_is_told_and_told_resolved_when_it_answers_again():
     host = model.members(TOPOLOGY, "app")[0]
     assert host not in firing("HostDown")
+    before = len(told("HostDown", host))
     stopped = ssh(host, "sudo systemctl stop prometheus-node-exporter")
     assert stopped.returncode == 0, stopped.stderr
     try:
@@ -137,3 +151,64 @@ def test_a_host_whose_exporter_stops_fires_hostdown_and_resolves_when_it_answers
     while host in firing("HostDown") and time.monotonic() < deadline:
         time.sleep(5)
     assert host not in firing("HostDown")
+    # Alertmanager told the receiver of its severity (critical), then told it resolved.
+    severity = LAB_VARS["alertmanager_severity_receivers"]["critical"]
+    path = urllib.parse.urlsplit(next(r["webhook_configs"][0]["url"] for r in LAB_VARS["alertmanager_receivers"]
+                                      if r["name"] == severity)).path
+    deadline = time.monotonic() + 60
+    while ("resolved" not in [status for _, status in told("HostDown", host)[before:]]) and time.monotonic() < deadline:
+        time.sleep(3)
+    notifications = told("HostDown", host)[before:]
+    assert notifications and notifications[0] == (path, "firing"), notifications
+    assert notifications[-1] == (path, "resolved"), notifications
+
+
+def test_alertmanager_routes_each_severity_to_its_receiver():
+    config = "/etc/prometheus/alertmanager.yml"
+    for severity, receiver in LAB_VARS["alertmanager_severity_receivers"].items():
+        routed = ssh(MONITOR, f"sudo amtool config routes test --config.file={config} severity={severity} alertname=Any")
+        assert routed.returncode == 0 and routed.stdout.split() == [receiver], (severity, routed.stdout, routed.stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_person_on_the_lab_machine_opens_each_monitoring_ui_as_endpoints_json_says(endpoints):
+    """Through the SSH tunnel endpoints.json gives (via the bastion, which relays to what the flows let
+    it reach), at the host's name with the lab CA, with the account and the password it points to in
+    .lab/secrets.yml, which its owner alone reads; without the password, 401."""
+    uis = endpoints["monitoring"]
+    assert set(uis) == {ui["service"] for ui in LAB_VARS["lab_monitoring_uis"]}
+    for name, ui in uis.items():
+        secrets = Path(ui["password"]["file"])
+        assert stat.S_IMODE(secrets.stat().st_mode) & 0o077 == 0, f"{secrets} is readable by others"
+        password = yaml.safe_load(secrets.read_text(encoding="utf-8"))[ui["password"]["key"]]
+        # The documented tunnel, on a free local port (the UI's own may be taken on this machine).
+        local = free_port()
+        tunnel = shlex.split(ui["tunnel"])
+        forward = tunnel.index("-L") + 1
+        tunnel[forward] = f"127.0.0.1:{local}:" + tunnel[forward].split(":", 1)[1]
+        process = subprocess.Popen([*tunnel[:1], "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes", *tunnel[1:]],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", local), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.3)
+            url = urllib.parse.urlsplit(ui["url"])
+            base = ["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", endpoints["ca_certificate"],
+                    "--connect-to", f"{url.hostname}:{url.port}:127.0.0.1:{local}"]
+            opened = subprocess.run([*base, "-K", "-", f"{ui['url']}-/ready"], input=f'user = "{ui["user"]}:{password}"\n',
+                                    capture_output=True, text=True, check=False, timeout=30)
+            assert opened.stdout == "200", (name, opened.stdout, opened.stderr, process.poll())
+            anonymous = subprocess.run([*base, f"{ui['url']}-/ready"], capture_output=True, text=True, check=False, timeout=30)
+            assert anonymous.stdout == "401", (name, anonymous.stdout, anonymous.stderr)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)

@@ -126,8 +126,15 @@ APP_KEY = "A" * 43 + "="
     ("a scraped service that no flow carries from the monitoring host",
      {"vault_prometheus_web_password": "x" * 24, "prometheus_scrape_services": ["node-exporter", "postgresql"]},
      "no flow carries postgresql"),
+    ("an Alertmanager password too short", {"vault_prometheus_web_password": "x" * 24, "vault_alertmanager_web_password": "short"},
+     "vault_alertmanager_web_password"),
+    ("no receiver", {"vault_prometheus_web_password": "x" * 24, "vault_alertmanager_web_password": "y" * 24}, "alertmanager_receivers"),
+    ("a severity routed to a receiver that does not exist",
+     {"vault_prometheus_web_password": "x" * 24, "vault_alertmanager_web_password": "y" * 24,
+      "alertmanager_receivers": [{"name": "operators"}], "alertmanager_severity_receivers": {"critical": "on-call"}},
+     "alertmanager_severity_receivers"),
 ])
-def test_the_monitoring_tier_without_its_secret_or_flows_stops_before_any_host(case, given, named):
+def test_the_monitoring_tier_without_its_secrets_receivers_or_flows_stops_before_any_host(case, given, named):
     stops_before_any_host("playbooks/monitoring.yml", case, given, named)
 
 

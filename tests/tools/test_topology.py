@@ -513,3 +513,18 @@ def test_only_a_pair_facing_the_outside_floats(lab):
     found = errors_of(lab)
     assert any(e.startswith("floating.db: db is not a pair that faces the outside") for e in found), found
     assert any(e.startswith("floating.nothing: 'nothing' is not a function") for e in found), found
+
+
+@pytest.mark.SEG
+def test_a_host_may_relay_to_what_the_flows_let_it_reach_and_nothing_else(lab):
+    """The bastion's SSH relays (PermitOpen) derive from tcp_destinations: the SSH port of every other
+    host and the monitoring UIs (the flow bastion -> monitoring); no UDP service, and never itself."""
+    hosts = lab["hosts"]
+    monitor = model.members(lab, "monitoring")[0]
+    found = model.tcp_destinations(lab, "bastion1")
+    ssh = {f"{spec['overlay']}:{model.port(lab, 'ssh')}" for name, spec in hosts.items() if name != "bastion1"}
+    assert ssh <= set(found)
+    assert {f"{hosts[monitor]['overlay']}:{model.port(lab, s)}" for s in ("prometheus", "alertmanager")} <= set(found)
+    assert not [d for d in found if d.startswith(hosts["bastion1"]["overlay"] + ":")]
+    assert f"{hosts[monitor]['overlay']}:{model.port(lab, 'node-exporter')}" not in found
+    assert not [d for d in found if d.endswith(f":{model.port(lab, 'wireguard')}")]

@@ -1,15 +1,10 @@
 """What the prometheus role derives: its scrape targets from the flow matrix, and the bcrypt hash of
-its web password (kept while it still matches, so a second run changes nothing)."""
+its web password (rempart.webauth: kept while it still matches, so a second run changes nothing)."""
 
 from __future__ import annotations
 
-import bcrypt
-
 from rempart.topology import port, reached
-
-# Prometheus checks the hash on every request it authenticates (exporter-toolkit caches the result);
-# 10 rounds is its documentation's suggestion.
-BCRYPT_ROUNDS = 10
+from rempart.webauth import password_hash as prometheus_password_hash
 
 
 def prometheus_scrape_targets(topology: dict, host: str, service: str) -> list[dict]:
@@ -26,18 +21,6 @@ def prometheus_scrape_targets(topology: dict, host: str, service: str) -> list[d
 def prometheus_unreached(topology: dict, host: str, services: list) -> list[str]:
     """The known services among ``services`` that no flow lets ``host`` reach on any host."""
     return [name for name in services or [] if name in topology["services"] and not reached(topology, host, name)]
-
-
-def prometheus_password_hash(password: str, current: str | None = None) -> str:
-    """The current hash when ``password`` still matches it, else a new bcrypt hash."""
-    secret = str(password).encode()
-    if current:
-        try:
-            if bcrypt.checkpw(secret, str(current).encode()):
-                return str(current)
-        except ValueError:
-            pass
-    return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
 
 
 def prometheus_rule_file(name: str, directory: str, source: str) -> dict:

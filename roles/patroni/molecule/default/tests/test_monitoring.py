@@ -1,7 +1,8 @@
 """The monitoring tier in the scenario, seen from outside: Prometheus scrapes every host's node
 exporter over the mesh with TLS and its certificate (targets from the flow matrix), an exporter
-refuses a client without a certificate of the CA, and Prometheus's API refuses a request without
-its password (MON, ENC)."""
+refuses a client without a certificate of the CA, Prometheus's and Alertmanager's APIs refuse a
+request without their password, Prometheus sends its alerts to Alertmanager, and there a host down
+silences the host's other alerts (MON, ENC)."""
 
 from __future__ import annotations
 
@@ -25,45 +26,67 @@ MONITOR = next(h for h, spec in HOSTS.items() if "monitoring" in spec["functions
 LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 PKI = LAB["wiring"]["pki_dir"]
 EXPORTER, PROMETHEUS = model.port(LAB, "node-exporter"), model.port(LAB, "prometheus")
+ALERTMANAGER = model.port(LAB, "alertmanager")
 ROLE = Path(__file__).resolve().parents[3].parent / "prometheus"
 USER = yaml.safe_load((ROLE / "defaults/main.yml").read_text(encoding="utf-8"))["prometheus_web_user"]
 VARS = yaml.safe_load((ROLE / "vars/main.yml").read_text(encoding="utf-8"))
+AM_ROLE = ROLE.parent / "alertmanager"
+AM_USER = yaml.safe_load((AM_ROLE / "defaults/main.yml").read_text(encoding="utf-8"))["alertmanager_web_user"]
+AM_VARS = yaml.safe_load((AM_ROLE / "vars/main.yml").read_text(encoding="utf-8"))
 CLIENT_TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/host.key"
 
 
-def password() -> str:
+def password(of: str = "prometheus") -> str:
     with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["prometheus"]
+        return yaml.safe_load(handle)[of]
 
 
 def monitor():
     return scenario.node(MONITOR, sudo=True)
 
 
-def api(path: str, user: str = USER, secret: str | None = None):
-    """curl on the monitoring host against its own API; the password goes on standard input, never in a command line."""
+def api(path: str, user: str = USER, secret: str | None = None, port: int = PROMETHEUS, posted: list | None = None):
+    """curl on the monitoring host against its own API (Prometheus's, or Alertmanager's with its port, user and
+    password); the password goes on standard input, never in a command line. ``posted``: sent as JSON."""
     secret = password() if secret is None else secret
-    url = f"https://{HOSTS[MONITOR]['overlay']}:{PROMETHEUS}{path}"
+    url = f"https://{HOSTS[MONITOR]['overlay']}:{port}{path}"
+    body = f"-H 'Content-Type: application/json' --data {shlex.quote(json.dumps(posted))} " if posted is not None else ""
     command = (f"printf 'user = \"%s:%s\"\\n' {shlex.quote(user)} {shlex.quote(secret)} | "
-               f"curl -sS --max-time 10 --cacert {PKI}/ca.crt -K - -o /tmp/prometheus-answer -w '%{{http_code}}' {shlex.quote(url)};"
+               f"curl -sS --max-time 10 --cacert {PKI}/ca.crt -K - {body}-o /tmp/prometheus-answer -w '%{{http_code}}' {shlex.quote(url)};"
                " echo; cat /tmp/prometheus-answer; rm -f /tmp/prometheus-answer")
     out = monitor().check_output(command)
     status, _, body = out.partition("\n")
     return int(status), body
 
 
+def eventually(ask, ready, seconds: float, interval: float = 3):
+    """``ask()`` again until ``ready(answer)`` holds or ``seconds`` have passed; the last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = ask()
+        if ready(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(interval)
+
+
+def answer(status_body: tuple[int, str]):
+    status, body = status_body
+    assert status == 200, body
+    return json.loads(body)
+
+
 def test_prometheus_scrapes_every_host_s_exporter_over_tls(host):
     if host.backend.get_hostname() != MONITOR:
         pytest.skip("asked once, of the monitoring host")
-    deadline = time.monotonic() + 90
-    while True:
-        status, body = api("/api/v1/targets?state=active")
-        assert status == 200, body
-        targets = [t for t in json.loads(body)["data"]["activeTargets"] if t["labels"]["job"] == "node-exporter"]
-        health = {t["labels"]["instance"]: t["health"] for t in targets}
-        if set(health) == set(HOSTS) and set(health.values()) == {"up"} or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+
+    def node_targets():
+        return [t for t in answer(api("/api/v1/targets?state=active"))["data"]["activeTargets"] if t["labels"]["job"] == "node-exporter"]
+
+    def states(found):
+        return {t["labels"]["instance"]: t["health"] for t in found}
+
+    targets = eventually(node_targets, lambda found: states(found) == {name: "up" for name in HOSTS}, 90)
+    health = states(targets)
     assert health == {name: "up" for name in HOSTS}, [t.get("lastError") for t in targets]
     assert {t["scrapeUrl"] for t in targets} == {f"https://{spec['overlay']}:{EXPORTER}/metrics" for spec in HOSTS.values()}
 
@@ -95,3 +118,55 @@ def test_prometheus_refuses_a_request_without_its_password(host):
     assert password() not in web.content_string and "$2" in web.content_string
     secret = monitor().file(VARS["__prometheus_password_file"])
     assert (secret.user, secret.group, secret.mode) == ("root", "prometheus", 0o640)
+
+
+def alertmanager(path: str, secret: str | None = None, posted: list | None = None):
+    return api(path, user=AM_USER, secret=password("alertmanager") if secret is None else secret, port=ALERTMANAGER, posted=posted)
+
+
+def test_alertmanager_listens_on_the_overlay_address_only_and_opens_no_cluster_port(host):
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    # (two protocols asked: the first column is the protocol)
+    listening = [line.split()[4] for line in host.check_output("ss -Hltnu").splitlines()]
+    assert [a for a in listening if a.endswith(f":{ALERTMANAGER}")] == [f"{HOSTS[MONITOR]['overlay']}:{ALERTMANAGER}"]
+    # Debian's default gossips on port 9094 of every address; the role gives it no cluster address.
+    assert not [a for a in listening if a.endswith(":9094")], listening
+
+
+def test_alertmanager_refuses_a_request_without_its_password_and_keeps_only_its_hash(host):
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    assert alertmanager("/api/v2/status", secret="not-the-password")[0] == 401
+    assert alertmanager("/api/v2/status")[0] == 200
+    web = monitor().file(AM_VARS["__alertmanager_web_config"])
+    assert password("alertmanager") not in web.content_string and "$2" in web.content_string
+    assert (web.user, web.group, web.mode) == ("root", "prometheus", 0o640)
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_of_its_host(host):
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    active = eventually(lambda: [a["url"] for a in answer(api("/api/v1/alertmanagers"))["data"]["activeAlertmanagers"]], bool, 60)
+    assert active == [f"https://{HOSTS[MONITOR]['overlay']}:{ALERTMANAGER}/api/v2/alerts"]
+
+
+def test_a_host_down_silences_the_other_alerts_of_that_host_only(host):
+    """Alerts as Prometheus sends them: a host down and another alert on the same host, and the same
+    other alert on another host; Alertmanager suppresses the first host's other alert only."""
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    down, other = sorted(HOSTS)[:2]
+    alert = {"alertname": "ScenarioServiceAlert", "severity": "warning", "category": "software"}
+    status, body = alertmanager("/api/v2/alerts", posted=[
+        {"labels": {"alertname": "HostDown", "severity": "critical", "category": "servers", "instance": down}},
+        {"labels": {**alert, "instance": down}},
+        {"labels": {**alert, "instance": other}},
+    ])
+    assert status == 200, body
+    states = eventually(
+        lambda: {a["labels"]["instance"]: (a["status"]["state"], a["status"]["inhibitedBy"])
+                 for a in answer(alertmanager("/api/v2/alerts?filter=alertname%3D%22ScenarioServiceAlert%22"))},
+        lambda found: found.get(down, ("",))[0] == "suppressed", 30, interval=1)
+    assert states[down][0] == "suppressed" and states[down][1], states
+    assert states[other] == ("active", []), states
