@@ -10,6 +10,7 @@ addresses are written; ``node(name)`` is a testinfra host of the scenario, reach
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import testinfra
@@ -30,3 +31,14 @@ def load(test_file: str) -> tuple[list[str], dict]:
 
 def node(name: str, sudo: bool = False):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}", sudo=sudo)
+
+
+def eventually(ask, ready, seconds: float, interval: float = 1.0):
+    """``ask()`` again until ``ready(answer)`` holds or ``seconds`` have passed; returns the last answer,
+    for the test to assert on (its failure then shows what was last seen)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = ask()
+        if ready(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(interval)

@@ -7,27 +7,15 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import testinfra.utils.ansible_runner
 
-from rempart import audit
+from rempart import audit, scenario
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
 ).get_hosts("all")
 
 SYNC_TIMEOUT_S = 90
-
-
-def wait_for(predicate, timeout_s: float, interval_s: float = 2.0):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        ok, last = predicate()
-        if ok:
-            return last
-        time.sleep(interval_s)
-    pytest.fail(f"condition not met within {timeout_s:.0f} s; last observation:\n{last}")
 
 
 def test_chronyd_runs(host):
@@ -69,10 +57,9 @@ def test_journald_is_persistent(host):
     host.run("journalctl --flush")
 
     def persisted():
-        out = host.run(f"journalctl --file '/var/log/journal/*/*.journal' -t rempart-test -o cat")
-        return marker in out.stdout, out.stdout
+        return host.run(f"journalctl --file '/var/log/journal/*/*.journal' -t rempart-test -o cat").stdout
 
-    wait_for(persisted, 20, 1)
+    assert marker in scenario.eventually(persisted, lambda out: marker in out, 20)
     usage = host.run("journalctl --disk-usage").stdout
     assert "take up" in usage
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 import testinfra.utils.ansible_runner
-from test_common import SYNC_TIMEOUT_S, wait_for
+from test_common import SYNC_TIMEOUT_S
+
+from rempart import scenario
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
@@ -13,11 +15,12 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
 
 
 def test_time_client_is_synced_to_the_configured_server(host):
-    def synced():
-        tracking = host.run("chronyc -n tracking")
-        sources = host.run("chronyc sources")
-        ok = "Leap status     : Normal" in tracking.stdout and "^*" in sources.stdout
-        return ok, tracking.stdout + sources.stdout
+    def observed():
+        return host.run("chronyc -n tracking").stdout + host.run("chronyc sources").stdout
 
-    observed = wait_for(synced, SYNC_TIMEOUT_S)
-    assert "common-time" in host.run("chronyc sources").stdout, observed
+    def synced(out: str) -> bool:
+        return "Leap status     : Normal" in out and "^*" in out
+
+    last = scenario.eventually(observed, synced, SYNC_TIMEOUT_S, interval=2)
+    assert synced(last), last
+    assert "common-time" in host.run("chronyc sources").stdout, last

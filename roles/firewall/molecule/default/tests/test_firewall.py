@@ -178,10 +178,8 @@ def test_rules_that_cut_the_session_are_taken_back(host):
     host.check_output(f"nft 'add rule inet rempart input {marker}'")
     assert host.run("/usr/local/sbin/rempart-firewall load-armed 2").rc == 0
     assert marker not in host.check_output("nft list chain inet rempart input")
-    deadline = time.monotonic() + 15
-    while marker not in host.check_output("nft list chain inet rempart input") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert marker in host.check_output("nft list chain inet rempart input"), "the previous rules did not come back"
+    chain = scenario.eventually(lambda: host.check_output("nft list chain inet rempart input"), lambda out: marker in out, 15, interval=0.5)
+    assert marker in chain, "the previous rules did not come back"
     host.check_output("/usr/local/sbin/rempart-firewall apply")
 
 

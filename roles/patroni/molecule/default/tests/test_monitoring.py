@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import time
 from pathlib import Path
 
 import pytest
@@ -59,16 +58,6 @@ def api(path: str, user: str = USER, secret: str | None = None, port: int = PROM
     return int(status), body
 
 
-def eventually(ask, ready, seconds: float, interval: float = 3):
-    """``ask()`` again until ``ready(answer)`` holds or ``seconds`` have passed; the last answer."""
-    deadline = time.monotonic() + seconds
-    while True:
-        answer = ask()
-        if ready(answer) or time.monotonic() > deadline:
-            return answer
-        time.sleep(interval)
-
-
 def answer(status_body: tuple[int, str]):
     status, body = status_body
     assert status == 200, body
@@ -85,7 +74,7 @@ def test_prometheus_scrapes_every_host_s_exporter_over_tls(host):
     def states(found):
         return {t["labels"]["instance"]: t["health"] for t in found}
 
-    targets = eventually(node_targets, lambda found: states(found) == {name: "up" for name in HOSTS}, 90)
+    targets = scenario.eventually(node_targets, lambda found: states(found) == {name: "up" for name in HOSTS}, 90, interval=3)
     health = states(targets)
     assert health == {name: "up" for name in HOSTS}, [t.get("lastError") for t in targets]
     assert {t["scrapeUrl"] for t in targets} == {f"https://{spec['overlay']}:{EXPORTER}/metrics" for spec in HOSTS.values()}
@@ -147,7 +136,8 @@ def test_alertmanager_refuses_a_request_without_its_password_and_keeps_only_its_
 def test_prometheus_sends_its_alerts_to_the_alertmanager_of_its_host(host):
     if host.backend.get_hostname() != MONITOR:
         pytest.skip("asked once, of the monitoring host")
-    active = eventually(lambda: [a["url"] for a in answer(api("/api/v1/alertmanagers"))["data"]["activeAlertmanagers"]], bool, 60)
+    active = scenario.eventually(lambda: [a["url"] for a in answer(api("/api/v1/alertmanagers"))["data"]["activeAlertmanagers"]], bool, 60,
+                                 interval=3)
     assert active == [f"https://{HOSTS[MONITOR]['overlay']}:{ALERTMANAGER}/api/v2/alerts"]
 
 
@@ -164,7 +154,7 @@ def test_a_host_down_silences_the_other_alerts_of_that_host_only(host):
         {"labels": {**alert, "instance": other}},
     ])
     assert status == 200, body
-    states = eventually(
+    states = scenario.eventually(
         lambda: {a["labels"]["instance"]: (a["status"]["state"], a["status"]["inhibitedBy"])
                  for a in answer(alertmanager("/api/v2/alerts?filter=alertname%3D%22ScenarioServiceAlert%22"))},
         lambda found: found.get(down, ("",))[0] == "suppressed", 30, interval=1)
