@@ -6,9 +6,11 @@ The small library the drills share:
   ``power_on(host)`` starts it again through ``playbooks/lab/power.yml`` (the one place that knows
   how a lab container runs);
 - ``cut(site_a, site_b)`` drops every underlay packet between the two sites' hosts (the WireGuard
-  mesh rides on it, so every flow between them stops) and ``heal`` undoes it: an nftables table of
-  its own, ``rempart_drill``, in each of those machines, set through the engine (``docker exec``);
-  nothing on the machine running the lab changes;
+  mesh rides on it, so every flow between them stops) and ``heal`` undoes it; ``cut_service(hosts,
+  service)`` drops one service of the topology between some hosts (replication between the database
+  servers, say) and ``mend(hosts)`` undoes it: an nftables table of its own, ``rempart_drill``, in
+  each of those machines, set through the engine (``docker exec``); nothing on the machine running
+  the lab changes;
 - ``Writer`` writes numbered rows continuously from an app server, through the libpq service the
   platform gives its clients (every database server, the writable one chosen), and records when
   each row was first tried and when its commit was acknowledged. A row is retried until acknowledged
@@ -144,8 +146,33 @@ def cut(site_a: str, site_b: str) -> float:
 
 
 def heal(site_a: str, site_b: str) -> None:
-    for host in _hosts_of(site_a) + _hosts_of(site_b):
+    mend(_hosts_of(site_a) + _hosts_of(site_b))
+
+
+def mend(hosts: list[str]) -> None:
+    """Undo ``cut`` or ``cut_service`` on these hosts."""
+    for host in hosts:
         _nft(host, f"delete table inet {NFT_TABLE}\n")  # fails, harmlessly, where there is none
+
+
+def cut_service(hosts: list[str], service: str) -> float:
+    """Drop the topology's ``service`` (its TCP ports, both ways) between these hosts, on the overlay
+    where it travels; everything else between them still flows. Returns when it happened."""
+    ports = ", ".join(str(p) for p in TOPOLOGY["services"][service]["ports"])
+    at = time.monotonic()
+    for host in hosts:
+        peers = "{ " + ", ".join(TOPOLOGY["hosts"][h]["overlay"] for h in hosts if h != host) + " }"
+        result = _nft(host, f"""table inet {NFT_TABLE} {{
+  chain input {{ type filter hook input priority -300; policy accept; ip saddr {peers} tcp dport {{ {ports} }} drop;
+    ip saddr {peers} tcp sport {{ {ports} }} drop; }}
+  chain output {{ type filter hook output priority -300; policy accept; ip daddr {peers} tcp dport {{ {ports} }} drop;
+    ip daddr {peers} tcp sport {{ {ports} }} drop; }}
+}}
+""")
+        if result.returncode != 0:
+            mend(hosts)
+            raise DrillError(f"cutting {service} on {host}: nft: {result.stderr.strip()}")
+    return at
 
 
 # --- the database cluster, as its REST API and its servers tell ------------------------------------

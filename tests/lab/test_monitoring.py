@@ -117,51 +117,88 @@ def test_prometheus_refuses_a_request_without_its_password():
     assert api("/api/v1/targets")[0] == 200
 
 
-def firing(name: str) -> dict[str, str]:
-    """instance -> state of the alert ``name`` in Prometheus (pending or firing)."""
+RULES = {rule["alert"]: rule for path in sorted((REPO / "roles/prometheus/files/rules").glob("*.yml"))
+         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for rule in group["rules"] if "alert" in rule}
+SERVERS = model.members(TOPOLOGY, "db")
+APP = model.members(TOPOLOGY, "app")[0]
+# An etcd member that is not a database server (the witness): stopping it keeps the quorum.
+WITNESS_MEMBER = next(h for h in model.members(TOPOLOGY, "etcd") if h not in SERVERS)
+
+
+def alerts(name: str) -> list[tuple[dict, str]]:
+    """(labels, state) of each alert ``name`` in Prometheus (pending or firing)."""
     status, body = api("/api/v1/alerts")
     assert status == 200, body
-    return {a["labels"].get("instance", ""): a["state"] for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name}
+    return [(a["labels"], a["state"]) for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name]
 
 
-def told(alert: str, instance: str) -> list[tuple[str, str]]:
-    """(receiver's path, status) of each notification of ``alert`` on ``instance`` the lab's recorder was
+def told(alert: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(receiver's path, status) of each notification of ``alert`` with ``labels`` the lab's recorder was
     sent by Alertmanager (inventories/lab: alertmanager_receivers), in the order received."""
     result = ssh(MONITOR, f"curl -sS --max-time 5 http://127.0.0.1:{LAB_VARS['lab_alert_recorder_port']}/")
     assert result.returncode == 0, result.stderr
     return [(row["path"], a["status"]) for row in json.loads(result.stdout) for a in row["notification"]["alerts"]
-            if a["labels"].get("alertname") == alert and a["labels"].get("instance") == instance]
+            if a["labels"].get("alertname") == alert and all(a["labels"].get(k) == v for k, v in labels.items())]
 
 
-def test_a_host_whose_exporter_stops_fires_hostdown_is_told_and_told_resolved_when_it_answers_again():
-    host = model.members(TOPOLOGY, "app")[0]
-    assert host not in firing("HostDown")
-    before = len(told("HostDown", host))
-    stopped = ssh(host, "sudo systemctl stop prometheus-node-exporter")
-    assert stopped.returncode == 0, stopped.stderr
+def receiver_path(alert: str) -> str:
+    """The recorder's path of the receiver the alert's severity (from its rule) is routed to."""
+    receiver = LAB_VARS["alertmanager_severity_receivers"][RULES[alert]["labels"]["severity"]]
+    return urllib.parse.urlsplit(next(r["webhook_configs"][0]["url"] for r in LAB_VARS["alertmanager_receivers"]
+                                      if r["name"] == receiver)).path
+
+
+def _run(host: str, command: str) -> None:
+    done = ssh(host, command)
+    assert done.returncode == 0, done.stderr
+
+
+# One breakage per category of MON that the lab can cause and undo: (category, alert, the alert's labels
+# that say where, break, mend). All are broken at once and waited for together (the slowest sets the time).
+BREAKAGES = [
+    ("servers", "HostDown", {"instance": APP},
+     lambda: _run(APP, "sudo systemctl stop prometheus-node-exporter"), lambda: _run(APP, "sudo systemctl start prometheus-node-exporter")),
+    ("software", "EtcdMemberDown", {"instance": WITNESS_MEMBER},
+     lambda: _run(WITNESS_MEMBER, "sudo systemctl stop etcd"), lambda: _run(WITNESS_MEMBER, "sudo systemctl start etcd")),
+    ("links", "PostgreSQLNoSynchronousStandby", {},
+     lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
+]
+
+
+def states(alert: str, labels: dict[str, str]) -> list[str]:
+    return [state for found, state in alerts(alert) if all(found.get(k) == v for k, v in labels.items())]
+
+
+@pytest.mark.HA
+def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
+    """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown) and replication between
+    the database servers (PostgreSQLNoSynchronousStandby): each fires in Prometheus, only where broken,
+    Alertmanager tells the receiver of its severity, and tells it resolved once mended."""
+    drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
+    for category, alert, labels, _, _ in BREAKAGES:
+        assert RULES[alert]["labels"]["category"] == category
+        assert states(alert, labels) == [], f"{alert} fires before anything is broken"
+    before = {alert: len(told(alert, labels)) for _, alert, labels, _, _ in BREAKAGES}
+    mended = []
     try:
-        deadline = time.monotonic() + 240
-        while firing("HostDown").get(host) != "firing" and time.monotonic() < deadline:
-            time.sleep(5)
-        assert firing("HostDown").get(host) == "firing"
-        assert set(firing("HostDown")) == {host}, "only the stopped exporter's host is down"
+        for _, alert, labels, breaking, mending in BREAKAGES:
+            mended.append(mending)
+            breaking()
+        for _, alert, labels, _, _ in BREAKAGES:
+            drill.wait_for(f"{alert} firing", lambda a=alert, l=labels: states(a, l) == ["firing"], timeout=300, interval=5)
+        assert [found["instance"] for found, _ in alerts("HostDown")] == [APP], "only the stopped exporter's host is down"
     finally:
-        started = ssh(host, "sudo systemctl start prometheus-node-exporter")
-    assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 180
-    while host in firing("HostDown") and time.monotonic() < deadline:
-        time.sleep(5)
-    assert host not in firing("HostDown")
-    # Alertmanager told the receiver of its severity (critical), then told it resolved.
-    severity = LAB_VARS["alertmanager_severity_receivers"]["critical"]
-    path = urllib.parse.urlsplit(next(r["webhook_configs"][0]["url"] for r in LAB_VARS["alertmanager_receivers"]
-                                      if r["name"] == severity)).path
-    deadline = time.monotonic() + 60
-    while ("resolved" not in [status for _, status in told("HostDown", host)[before:]]) and time.monotonic() < deadline:
-        time.sleep(3)
-    notifications = told("HostDown", host)[before:]
-    assert notifications and notifications[0] == (path, "firing"), notifications
-    assert notifications[-1] == (path, "resolved"), notifications
+        for mending in mended:
+            mending()
+    for _, alert, labels, _, _ in BREAKAGES:
+        drill.wait_for(f"{alert} resolved", lambda a=alert, l=labels: states(a, l) == [], timeout=300, interval=5)
+    drill.wait_for("a healthy cluster after the test", drill.healthy, timeout=120)
+    for _, alert, labels, _, _ in BREAKAGES:
+        path = receiver_path(alert)
+        drill.wait_for(f"{alert} told resolved", lambda a=alert, l=labels: "resolved" in [s for _, s in told(a, l)[before[a]:]],
+                       timeout=90, interval=3)
+        notifications = told(alert, labels)[before[alert]:]
+        assert notifications[0] == (path, "firing") and notifications[-1] == (path, "resolved"), (alert, notifications)
 
 
 def test_alertmanager_routes_each_severity_to_its_receiver():

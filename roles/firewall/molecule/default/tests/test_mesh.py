@@ -19,8 +19,9 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_ho
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
     HOSTS = yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["all"]["rempart_topology"]["hosts"]
-# The interface name is the topology's wiring (the scenario's rempart_topology, from the lab's).
-WG = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)["wiring"]["overlay_interface"]
+# The interface name and the textfile directory are the topology's wiring (the scenario's rempart_topology, from the lab's).
+WIRING = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)["wiring"]
+WG = WIRING["overlay_interface"]
 
 
 def node(name: str):
@@ -43,6 +44,25 @@ def test_handshakes_with_every_peer(host):
     times = [int(line.split()[1]) for line in handshakes if line.strip()]
     assert len(times) == len(HOSTS) - 1
     assert all(t > 0 for t in times)
+
+
+def test_each_peer_s_handshake_is_written_for_the_node_exporter_under_its_host_s_name(host):
+    """What the monitoring tier's WireGuardPeerStale reads: a timer writes it every minute; run it now."""
+    assert host.service("rempart-wireguard-metrics.timer").is_enabled
+    assert host.service("rempart-wireguard-metrics.timer").is_running
+    host.run_expect([0], "systemctl start rempart-wireguard-metrics.service")
+    written = host.file(f"{WIRING['metrics_textfile_dir']}/rempart_wireguard.prom")
+    assert written.mode == 0o644
+    text = written.content_string
+    assert host.file(f"/etc/wireguard/{WG}.key").content_string.strip() not in text
+    handshakes = {}
+    for line in text.splitlines():
+        if line.startswith("rempart_wireguard_peer_latest_handshake_seconds{"):
+            labels, value = line.split("{", 1)[1].split("} ")
+            handshakes[dict(pair.split("=") for pair in labels.split(","))["peer"].strip('"')] = int(value)
+    assert set(handshakes) == set(HOSTS) - {host.backend.get_hostname()}
+    assert all(moment > 0 for moment in handshakes.values()), handshakes
+    assert f'rempart_wireguard_up{{interface="{WG}"}} 1' in text
 
 
 def test_private_key_is_root_only_and_not_in_the_config(host):

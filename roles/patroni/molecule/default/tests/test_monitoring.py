@@ -80,6 +80,28 @@ def test_prometheus_scrapes_every_host_s_exporter_over_tls(host):
     assert {t["scrapeUrl"] for t in targets} == {f"https://{spec['overlay']}:{EXPORTER}/metrics" for spec in HOSTS.values()}
 
 
+def test_prometheus_scrapes_patroni_etcd_and_alertmanager_where_the_flows_say(host):
+    """One job per scraped service, its targets the hosts the flow matrix lets the monitoring host reach
+    with it (Patroni's API on the database servers, every etcd member), all up; and Alertmanager's."""
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    expected = {(service, target) for service in ("patroni-api", "etcd-client") for target in model.reached(TOPOLOGY, MONITOR, service)}
+    expected.add(("alertmanager", MONITOR))
+
+    def targets():
+        return {(t["labels"]["job"], t["labels"]["instance"]): t for t in answer(api("/api/v1/targets?state=active"))["data"]["activeTargets"]
+                if t["labels"]["job"] in {job for job, _ in expected}}
+
+    found = scenario.eventually(targets, lambda ts: set(ts) == expected and all(t["health"] == "up" for t in ts.values()), 90, interval=3)
+    assert {key: t["health"] for key, t in found.items()} == {key: "up" for key in expected}, [t.get("lastError") for t in found.values()]
+    # What the rules read is there: exactly one primary, and every etcd member sees a leader.
+    primaries = answer(api("/api/v1/query?query=sum(patroni_primary)"))["data"]["result"]
+    assert [sample["value"][1] for sample in primaries] == ["1"]
+    leaders = answer(api("/api/v1/query?query=etcd_server_has_leader"))["data"]["result"]
+    assert sorted((s["metric"]["instance"], s["value"][1]) for s in leaders) == sorted(
+        (target, "1") for job, target in expected if job == "etcd-client")
+
+
 def test_the_exporter_serves_its_metrics_to_a_certificate_of_the_ca_only(host):
     overlay = HOSTS[host.backend.get_hostname()]["overlay"]
     url = f"https://{overlay}:{EXPORTER}/metrics"
