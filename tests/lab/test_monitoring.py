@@ -121,6 +121,9 @@ RULES = {rule["alert"]: rule for path in sorted((REPO / "roles/prometheus/files/
          for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for rule in group["rules"] if "alert" in rule}
 SERVERS = model.members(TOPOLOGY, "db")
 APP = model.members(TOPOLOGY, "app")[0]
+# A host where the lab gives an account UID 0 (another than the app server, whose exporter is stopped meanwhile).
+RIGHTS_HOST = model.members(TOPOLOGY, "waf")[0]
+RIGHTS_COLLECTOR = "sudo systemctl start rempart-rights-metrics.service"
 # An etcd member that is not a database server (the witness): stopping it keeps the quorum.
 WITNESS_MEMBER = next(h for h in model.members(TOPOLOGY, "etcd") if h not in SERVERS)
 
@@ -160,6 +163,9 @@ BREAKAGES = [
      lambda: _run(APP, "sudo systemctl stop prometheus-node-exporter"), lambda: _run(APP, "sudo systemctl start prometheus-node-exporter")),
     ("software", "EtcdMemberDown", {"instance": WITNESS_MEMBER},
      lambda: _run(WITNESS_MEMBER, "sudo systemctl stop etcd"), lambda: _run(WITNESS_MEMBER, "sudo systemctl start etcd")),
+    ("rights", "RightsUid0Account", {"instance": RIGHTS_HOST, "account": "rempart-drill"},
+     lambda: _run(RIGHTS_HOST, f"sudo useradd -o -u 0 -M -N -s /usr/sbin/nologin rempart-drill && {RIGHTS_COLLECTOR}"),
+     lambda: _run(RIGHTS_HOST, f"sudo userdel -f rempart-drill && {RIGHTS_COLLECTOR}")),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
 ]
@@ -171,9 +177,10 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 
 @pytest.mark.HA
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
-    """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown) and replication between
-    the database servers (PostgreSQLNoSynchronousStandby): each fires in Prometheus, only where broken,
-    Alertmanager tells the receiver of its severity, and tells it resolved once mended."""
+    """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), give an account UID 0
+    on a WAF (RightsUid0Account) and cut replication between the database servers (PostgreSQLNoSynchronousStandby):
+    each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
+    it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
     for category, alert, labels, _, _ in BREAKAGES:
         assert RULES[alert]["labels"]["category"] == category
@@ -188,8 +195,13 @@ def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mende
             drill.wait_for(f"{alert} firing", lambda a=alert, l=labels: states(a, l) == ["firing"], timeout=300, interval=5)
         assert [found["instance"] for found, _ in alerts("HostDown")] == [APP], "only the stopped exporter's host is down"
     finally:
-        for mending in mended:
-            mending()
+        failed = []
+        for mending in mended:  # every one, even if another fails
+            try:
+                mending()
+            except (AssertionError, drill.DrillError) as error:
+                failed.append(error)
+        assert not failed, f"the lab could not be mended: {failed}"
     for _, alert, labels, _, _ in BREAKAGES:
         drill.wait_for(f"{alert} resolved", lambda a=alert, l=labels: states(a, l) == [], timeout=300, interval=5)
     drill.wait_for("a healthy cluster after the test", drill.healthy, timeout=120)

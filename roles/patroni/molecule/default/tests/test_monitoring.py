@@ -102,6 +102,21 @@ def test_prometheus_scrapes_patroni_etcd_and_alertmanager_where_the_flows_say(ho
         (target, "1") for job, target in expected if job == "etcd-client")
 
 
+def test_every_host_s_user_rights_reach_prometheus(host):
+    """The rights collector of role node_exporter runs on every host: root is the only account with UID 0,
+    and sudoers and the authorized_keys files have their checksums."""
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+
+    def rights():
+        found = answer(api("/api/v1/query?query=rempart_rights_uid0_account%20or%20rempart_rights_checksum"))["data"]["result"]
+        return {(s["metric"]["instance"], s["metric"]["__name__"], s["metric"].get("account") or s["metric"].get("what")) for s in found}
+
+    expected = {(name, metric, what) for name in HOSTS for metric, what in (
+        ("rempart_rights_uid0_account", "root"), ("rempart_rights_checksum", "sudoers"), ("rempart_rights_checksum", "authorized_keys"))}
+    assert scenario.eventually(rights, lambda found: found == expected, 90, interval=3) == expected
+
+
 def test_the_exporter_serves_its_metrics_to_a_certificate_of_the_ca_only(host):
     overlay = HOSTS[host.backend.get_hostname()]["overlay"]
     url = f"https://{overlay}:{EXPORTER}/metrics"
