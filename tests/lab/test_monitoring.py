@@ -213,6 +213,25 @@ def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mende
         assert notifications[0] == (path, "firing") and notifications[-1] == (path, "resolved"), (alert, notifications)
 
 
+def test_a_login_through_the_bastion_is_counted_as_such_by_the_rights_collector():
+    """Every SSH session of the lab goes through the bastion (ssh_config's ProxyCommand): the collector
+    counts a new one under via="bastion", and none elsewhere."""
+    host = SERVERS[0]
+
+    def counted() -> dict[str, int]:
+        _run(host, RIGHTS_COLLECTOR)
+        text = ssh(host, f"cat {TOPOLOGY['wiring']['metrics_textfile_dir']}/rempart_rights.prom").stdout
+        return {line.split('"')[1]: int(line.split()[-1]) for line in text.splitlines()
+                if line.startswith("rempart_rights_ssh_logins_total{")}
+
+    before = counted()
+    login = ssh(host, "true", extra=["-o", "ControlPath=none"])  # a session of its own, not the shared connection
+    assert login.returncode == 0, login.stderr
+    after = counted()
+    assert after["bastion"] > before["bastion"], (before, after)
+    assert after["elsewhere"] == before["elsewhere"] == 0, after
+
+
 def test_alertmanager_routes_each_severity_to_its_receiver():
     config = "/etc/prometheus/alertmanager.yml"
     for severity, receiver in LAB_VARS["alertmanager_severity_receivers"].items():
