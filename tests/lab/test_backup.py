@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rempart import drill
+from rempart import collectors, drill
 from rempart import topology as model
 
 pytestmark = pytest.mark.DR
@@ -36,7 +36,8 @@ PKI = TOPOLOGY["wiring"]["pki_dir"]
 PORT = model.port(TOPOLOGY, "pgbackrest")
 # Where the role writes the state for monitoring: the topology's directory for the node exporter.
 METRICS = TOPOLOGY["wiring"]["metrics_textfile_dir"] + "/rempart_pgbackrest.prom"
-METRICS_SCRIPT = yaml.safe_load((REPO / "roles/pgbackrest/vars/main.yml").read_text(encoding="utf-8"))["__pgbackrest_metrics_script"]
+METRICS_SCRIPT = collectors.names(
+    yaml.safe_load((REPO / "roles/pgbackrest/vars/main.yml").read_text(encoding="utf-8"))["__pgbackrest_metrics_collector"])["script"]
 
 
 def overlay(host: str) -> str:

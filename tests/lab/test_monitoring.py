@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LAB_DIR, ssh
+from conftest import LAB_DIR, playbook, ssh
 
-from rempart import drill
+from rempart import collectors, drill
 from rempart import topology as model
 
 pytestmark = pytest.mark.MON
@@ -121,10 +121,14 @@ RULES = {rule["alert"]: rule for path in sorted((REPO / "roles/prometheus/files/
          for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for rule in group["rules"] if "alert" in rule}
 SERVERS = model.members(TOPOLOGY, "db")
 APP = model.members(TOPOLOGY, "app")[0]
+# The other app server, restarted: sealed until playbooks/unlock.yml (its service, of role app's defaults).
+SEALED_APP = model.members(TOPOLOGY, "app")[-1]
+APP_SERVICE = yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))["app_name"]
 # A host where the lab gives an account UID 0 (another than the app server, whose exporter is stopped meanwhile).
 RIGHTS_HOST = model.members(TOPOLOGY, "waf")[0]
 # Run the rights collector now (its service, of role node_exporter's timer) rather than wait for its minute.
-RIGHTS_SERVICE = yaml.safe_load((REPO / "roles/node_exporter/vars/main.yml").read_text(encoding="utf-8"))["__node_exporter_rights_service"]
+RIGHTS_SERVICE = collectors.names(
+    yaml.safe_load((REPO / "roles/node_exporter/vars/main.yml").read_text(encoding="utf-8"))["__node_exporter_rights_collector"])["service"]
 RIGHTS_COLLECTOR = f"sudo systemctl start {RIGHTS_SERVICE}"
 # An etcd member that is not a database server (the witness): stopping it keeps the quorum.
 WITNESS_MEMBER = next(h for h in model.members(TOPOLOGY, "etcd") if h not in SERVERS)
@@ -158,6 +162,11 @@ def _run(host: str, command: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def _unlock() -> None:
+    done = playbook("playbooks/unlock.yml")
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
 # One breakage per category of MON that the lab can cause and undo: (category, alert, the alert's labels
 # that say where, break, mend). All are broken at once and waited for together (the slowest sets the time).
 BREAKAGES = [
@@ -168,6 +177,8 @@ BREAKAGES = [
     ("rights", "RightsUid0Account", {"instance": RIGHTS_HOST, "account": "rempart-drill"},
      lambda: _run(RIGHTS_HOST, f"sudo useradd -o -u 0 -M -N -s /usr/sbin/nologin rempart-drill && {RIGHTS_COLLECTOR}"),
      lambda: _run(RIGHTS_HOST, f"sudo userdel -f rempart-drill && {RIGHTS_COLLECTOR}")),
+    ("software", "AppNotReady", {"instance": SEALED_APP},
+     lambda: _run(SEALED_APP, f"sudo systemctl restart {APP_SERVICE}"), _unlock),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
 ]
@@ -179,8 +190,9 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 
 @pytest.mark.HA
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
-    """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), give an account UID 0
-    on a WAF (RightsUid0Account) and cut replication between the database servers (PostgreSQLNoSynchronousStandby):
+    """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), restart the other app
+    server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account) and cut replication between the
+    database servers (PostgreSQLNoSynchronousStandby):
     each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
     it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
@@ -196,6 +208,7 @@ def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mende
         for _, alert, labels, _, _ in BREAKAGES:
             drill.wait_for(f"{alert} firing", lambda a=alert, l=labels: states(a, l) == ["firing"], timeout=300, interval=5)
         assert [found["instance"] for found, _ in alerts("HostDown")] == [APP], "only the stopped exporter's host is down"
+        assert alerts("AppNoneReady") == [], "one app server sealed, the other still ready"
     finally:
         failed = []
         for mending in mended:  # every one, even if another fails

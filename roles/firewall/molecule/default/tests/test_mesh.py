@@ -10,6 +10,7 @@ import testinfra
 import testinfra.utils.ansible_runner
 import yaml
 
+from rempart import collectors
 from rempart import topology as model
 
 pytestmark = [pytest.mark.LINK, pytest.mark.ENC]
@@ -22,9 +23,9 @@ with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as handle:
 # The interface name and the textfile directory are the topology's wiring (the scenario's rempart_topology, from the lab's).
 WIRING = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)["wiring"]
 WG = WIRING["overlay_interface"]
-# The units of role wireguard's metrics (its vars).
+# The units of role wireguard's metrics (its collector's name, in its vars).
 with open(os.path.join(SCENARIO, "../../../wireguard/vars/main.yml"), encoding="utf-8") as handle:
-    METRICS_SERVICE, METRICS_TIMER = yaml.safe_load(handle)["__wireguard_metrics_units"]
+    METRICS = collectors.names(yaml.safe_load(handle)["__wireguard_metrics_collector"])
 
 
 def node(name: str):
@@ -51,9 +52,9 @@ def test_handshakes_with_every_peer(host):
 
 def test_each_peer_s_handshake_is_written_for_the_node_exporter_under_its_host_s_name(host):
     """What the monitoring tier's WireGuardPeerStale reads: a timer writes it every minute; run it now."""
-    assert host.service(METRICS_TIMER).is_enabled
-    assert host.service(METRICS_TIMER).is_running
-    host.run_expect([0], f"systemctl start {METRICS_SERVICE}")
+    assert host.service(METRICS["timer"]).is_enabled
+    assert host.service(METRICS["timer"]).is_running
+    host.run_expect([0], f"systemctl start {METRICS['service']}")
     written = host.file(f"{WIRING['metrics_textfile_dir']}/rempart_wireguard.prom")
     assert written.mode == 0o644
     text = written.content_string

@@ -1,5 +1,6 @@
 """The monitoring tier in the scenario, seen from outside: Prometheus scrapes every host's node
-exporter over the mesh with TLS and its certificate (targets from the flow matrix), an exporter
+exporter over the mesh with TLS and its certificate (targets from the flow matrix) and probes the app
+servers' readiness through the blackbox exporter, an exporter
 refuses a client without a certificate of the CA, Prometheus's and Alertmanager's APIs refuse a
 request without their password, Prometheus sends its alerts to Alertmanager, and there a host down
 silences the host's other alerts (MON, ENC)."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,35 @@ def test_prometheus_scrapes_patroni_etcd_and_alertmanager_where_the_flows_say(ho
         (target, "1") for job, target in expected if job == "etcd-client")
 
 
+def test_prometheus_probes_each_app_server_s_readiness_through_the_blackbox_exporter(host):
+    """Job probe-app: its targets the app servers the flow matrix lets the monitoring host reach, each asked
+    /readyz by the blackbox exporter of the monitoring host over TLS: up, and ready (unsealed by the converge)."""
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    expected = {target: "1" for target in model.reached(TOPOLOGY, MONITOR, "app")}
+    assert expected
+
+    def probed():
+        found = answer(api("/api/v1/query?query=" + urllib.parse.quote('probe_success{job="probe-app"}')))["data"]["result"]
+        return {s["metric"]["instance"]: s["value"][1] for s in found}
+
+    assert scenario.eventually(probed, lambda found: found == expected, 90, interval=3) == expected
+
+
+def test_the_blackbox_exporter_probes_for_a_certificate_of_the_ca_only_on_the_overlay(host):
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("the monitoring host's")
+    overlay, port = HOSTS[MONITOR]["overlay"], model.port(LAB, "blackbox-exporter")
+    listening = host.check_output(f"ss -Hltn 'sport = :{port}'")
+    assert [line.split()[3] for line in listening.splitlines()] == [f"{overlay}:{port}"]
+    app = model.reached(TOPOLOGY, MONITOR, "app")[0]
+    target = urllib.parse.quote(f"https://{HOSTS[app]['overlay']}:{model.port(LAB, 'app')}/readyz", safe="")
+    url = f"https://{overlay}:{port}/probe?module=https&target={target}"
+    assert "probe_success 1" in monitor().check_output(f"curl -sS --max-time 10 {CLIENT_TLS} '{url}'")
+    refused = monitor().run(f"curl -sS --max-time 10 --cacert {PKI}/ca.crt '{url}'")
+    assert refused.rc != 0 and "probe_success" not in refused.stdout
+
+
 def test_every_host_s_user_rights_reach_prometheus(host):
     """The rights collector of role node_exporter runs on every host: root is the only account with UID 0,
     and sudoers and the authorized_keys files have their checksums."""
@@ -115,6 +146,24 @@ def test_every_host_s_user_rights_reach_prometheus(host):
     expected = {(name, metric, what) for name in HOSTS for metric, what in (
         ("rempart_rights_uid0_account", "root"), ("rempart_rights_checksum", "sudoers"), ("rempart_rights_checksum", "authorized_keys"))}
     assert scenario.eventually(rights, lambda found: found == expected, 90, interval=3) == expected
+
+
+def test_every_certificate_s_end_reaches_prometheus_as_openssl_reads_it_on_the_host(host):
+    """Role pki's collector on each host: its certificate, the WAFs' entry point's, and the CA, each
+    ending when openssl says the file's certificate ends."""
+    name = host.backend.get_hostname()
+    wanted = {"host", "ca"} | ({"waf-public"} if "waf" in HOSTS[name]["functions"] else set())
+    query = f'rempart_certificate_not_after_seconds{{instance="{name}"}}'
+
+    def ends():
+        found = answer(api(f"/api/v1/query?query={urllib.parse.quote(query)}"))["data"]["result"]
+        return {s["metric"]["certificate"]: float(s["value"][1]) for s in found}
+
+    found = scenario.eventually(ends, lambda found: set(found) == wanted, 90, interval=3)
+    assert set(found) == wanted
+    for certificate in wanted:
+        end = host.check_output(f"date -d \"$(openssl x509 -in {PKI}/{certificate}.crt -noout -enddate | cut -d= -f2)\" +%s")
+        assert found[certificate] == int(end), certificate
 
 
 def test_the_exporter_serves_its_metrics_to_a_certificate_of_the_ca_only(host):
