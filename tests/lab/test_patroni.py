@@ -169,8 +169,9 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
     timeline = next(m["timeline"] for m in cluster()["members"] if m["name"] == host)
     started = local_sql(host, "select pg_postmaster_start_time()")
     before = serials(host)["file"]
-    # A renewal window longer than any validity: the certificate on the host is due.
-    renewed = playbook("playbooks/pki.yml", "--limit", host, "-e", "pki_renew_days=3650")
+    # A renewal window longer than any validity: the certificate on the host is due. Forced, so not the window
+    # the monitoring keeps (docs/pki.md): the run skips the certificates' collector.
+    renewed = playbook("playbooks/pki.yml", "--limit", host, "-e", "pki_renew_days=3650", "--skip-tags", "MON")
     assert renewed.returncode == 0, renewed.stdout[-3000:]
     new = serials(host)["file"]
     assert new != before
