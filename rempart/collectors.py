@@ -10,7 +10,6 @@ the filter ``rempart_collector`` (plugins/filter), the tests through :func:`name
 from __future__ import annotations
 
 import re
-import shlex
 
 NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 UNIT_DIR = "/etc/systemd/system"
@@ -26,6 +25,18 @@ AccuracySec=5s
 [Install]
 WantedBy=timers.target
 """
+
+
+SAFE = re.compile(r"^[A-Za-z0-9_./:=,@+-]+$")
+
+
+def _systemd_word(word: str) -> str:
+    """One word of ExecStart, taken literally by systemd: a whole word in double quotes with C escapes
+    when it holds anything else than plain characters (systemd's quotes wrap whole words only), and its
+    specifiers (%) and variables ($) doubled."""
+    if not SAFE.match(word):
+        word = '"' + word.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return word.replace("%", "%%").replace("$", "$$")
 
 
 class CollectorError(ValueError):
@@ -50,8 +61,7 @@ def collector(name: str, description: str, args=(), after=(), state: str = "pres
     if isinstance(args, str) or not all(isinstance(part, str) and part for part in args):
         raise CollectorError(f"the collector {name}'s arguments must be a list of non-empty strings")
     service, timer = found["service"], found["timer"]
-    # Quoted for systemd's own parsing: its specifiers (%) and variables ($) doubled, taken literally.
-    command = shlex.join([found["script"], *args]).replace("%", "%%").replace("$", "$$")
+    command = " ".join(map(_systemd_word, [found["script"], *args]))
     description = " ".join(str(description).split())
     managed = f"# Managed by Rempart{f' (role {role})' if role else ''}.\n"
     after_line = f"After={' '.join(after)}\n" if after else ""

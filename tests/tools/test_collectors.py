@@ -27,10 +27,11 @@ def test_a_collector_is_a_script_a_oneshot_service_and_a_timer_every_minute_name
 
 
 def test_arguments_reach_the_script_as_written_whatever_they_hold():
-    """Spaces, quotes and systemd's own specifiers (%h) and variables ($HOME) are taken literally."""
-    service = collectors.collector("x", "d", args=["a b", "it's", "100%h", "$HOME"])["files"][0]["content"]
+    """Spaces, quotes, backslashes and systemd's own specifiers (%h) and variables ($HOME) are taken literally:
+    a word that holds any is one double-quoted word with C escapes (systemd's quotes wrap whole words only)."""
+    service = collectors.collector("x", "d", args=["a b", "it's", 'say "hi"\\', "100%h", "$HOME", "--plain=/a/b:1"])["files"][0]["content"]
     line = next(text for text in service.splitlines() if text.startswith("ExecStart="))
-    assert line == "ExecStart=/usr/local/sbin/rempart-x-metrics 'a b' 'it'\"'\"'s' 100%%h '$$HOME'"
+    assert line == ('ExecStart=/usr/local/sbin/rempart-x-metrics "a b" "it\'s" "say \\"hi\\"\\\\" "100%%h" "$$HOME" --plain=/a/b:1')
 
 
 def test_absent_removes_both_units():
