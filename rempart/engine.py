@@ -117,7 +117,8 @@ def ensure_client_tools() -> None:
     (the lab tests capture the underlay to prove that nothing crosses it in clear), nft (the tool
     tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
     entry point's TLS from the internet's side), chromium (the docs tests open the built site in a
-    headless browser) and promtool (the alert rules' checks and unit tests)."""
+    headless browser), openssl (the tool tests run role pki's certificates' collector, which reads
+    certificates with it) and promtool (the alert rules' checks and unit tests)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
@@ -126,6 +127,8 @@ def ensure_client_tools() -> None:
         apt_install(["nftables"], "the tool tests check rendered firewall rules with nft -c")
     if not shutil.which("testssl"):
         apt_install(["testssl.sh"], "the lab tests judge the public entry point's TLS")
+    if not shutil.which("openssl"):
+        apt_install(["openssl"], "the tool tests run role pki's certificates' collector, which reads certificates with it")
     if not shutil.which("chromium"):
         apt_install(["chromium"], "the docs tests open the built site in a headless browser")
     if not PROMTOOL.exists():

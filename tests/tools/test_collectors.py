@@ -46,7 +46,7 @@ def test_a_wrong_description_is_refused_in_one_line(name, args, state):
 
 
 @pytest.mark.parametrize("role, key", [("wireguard", "__wireguard_metrics_collector"), ("pgbackrest", "__pgbackrest_metrics_collector"),
-                                       ("node_exporter", "__node_exporter_rights_collector")])
+                                       ("node_exporter", "__node_exporter_rights_collector"), ("pki", "__pki_metrics_collector")])
 def test_every_role_s_collector_goes_through_the_filter(role, key):
     """No role writes a collector's units of its own: its vars name the collector and ask the filter."""
     text = (REPO / "roles" / role / "vars/main.yml").read_text(encoding="utf-8")
