@@ -79,7 +79,9 @@ def baseline_data() -> dict:
             where.setdefault(item["id"], []).append(f"{label} `{item.get('name', item.get('value'))}`")
     for control, path, *_ in variables["__baseline_permissions"]:
         where.setdefault(control, []).append(f"mode of `{path}`")
-    return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"],
+    by_function = [{**exception, "function": function}
+                   for function, exceptions in (variables.get("__baseline_function_exceptions") or {}).items() for exception in exceptions]
+    return {"controls": variables["__baseline_controls"], "where": where, "exceptions": defaults["baseline_exceptions"] + by_function,
             "lynis_reasons": variables.get("__baseline_lynis_reasons") or {}}
 
 
@@ -283,13 +285,15 @@ def render(results: dict) -> str:
         title = sshd["controls"][control]["title"] if control in sshd["controls"] else data["controls"][control]["title"]
         config = "<br>".join(f"`{_cell(line)}`" for line in sshd["lines"].get(control, []))
         lines.append(f"| `{control}` | {_cell(title)} | {config} | {'<br>'.join(_cell(name) for name in names)} |")
-    lines += ["", "## Exceptions", "", "| Control | Reason |", "|---|---|"]
+    lines += ["", "## Exceptions", "", "| Control | Where | Reason |", "|---|---|---|"]
     for exception in data["exceptions"]:
-        lines.append(f"| `{exception['id']}` | {_cell(' '.join(exception['reason'].split()))} |")
+        where = f"hosts with function `{exception['function']}`" if "function" in exception else "every host"
+        lines.append(f"| `{exception['id']}` | {where} | {_cell(' '.join(exception['reason'].split()))} |")
     lines += [
         "",
         "An inventory adds its own with `baseline_exceptions` (a host that serves the web, for instance, on",
-        "`cis_2.1.18`); the role refuses an id it does not know or an empty reason.",
+        "`cis_2.1.18`); the role refuses an id it does not know or an empty reason. Those of a function",
+        "(`__baseline_function_exceptions`) come with the function in the topology.",
         "",
         "## What Lynis still suggests",
         "",

@@ -8,7 +8,8 @@ that a table fits the column instead of scrolling sideways, and never breaks mid
 - ``{{ default: <variable>[.<key or index>...] }}``: the value in ``roles/<role>/defaults/main.yml``
   (``{{ default: waf_rate_limits.0.rate }}``);
 - ``{{ port: <service> }}``: the service's first port in ``inventories/reference.yml``;
-- ``{{ wiring: <name> }}``: the topology's ``wiring.<name>`` in ``inventories/reference.yml``.
+- ``{{ wiring: <name> }}``: the topology's ``wiring.<name>`` in ``inventories/reference.yml`` (``shipped_logs.audit``: a key
+  inside it).
 
 An unknown name, or a default computed by Jinja rather than written, stops the build."""
 
@@ -52,10 +53,12 @@ def macro_value(kind: str, name: str) -> str:
     if kind == "wiring":
         from rempart import topology  # noqa: PLC0415
 
-        wiring = topology.read(topology.INVENTORIES / "reference.yml").data["wiring"]
-        if name not in wiring:
-            raise MacroError(f"no wiring.{name} in inventories/reference.yml")
-        return str(wiring[name])
+        value = topology.read(topology.INVENTORIES / "reference.yml").data["wiring"]
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise MacroError(f"no wiring.{name} in inventories/reference.yml")
+            value = value[part]
+        return str(value)
     variable, *path = name.split(".")
     if variable not in role_defaults():
         raise MacroError(f"no role default {variable!r} in roles/*/defaults/main.yml")

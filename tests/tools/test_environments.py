@@ -148,6 +148,16 @@ def test_the_monitoring_tier_without_its_secrets_receivers_or_flows_stops_before
     stops_before_any_host("playbooks/monitoring.yml", case, given, named)
 
 
+@pytest.mark.AUDIT
+@pytest.mark.parametrize(("case", "given", "named"), [
+    ("no log collector", {"rsyslog_collector_hosts": []}, "function log_collector"),
+    ("a collector that is not a host's name", {"rsyslog_collector_hosts": ['mon1" target="elsewhere']}, "rsyslog_collector_hosts"),
+    ("a queue size that is not one", {"rsyslog_queue_max_disk": "lots"}, "rsyslog_queue_max_disk"),
+])
+def test_the_central_logs_with_a_wrong_input_stop_before_any_host(case, given, named):
+    stops_before_any_host("playbooks/monitoring.yml", case, given, named)
+
+
 @pytest.mark.parametrize(("case", "given", "named"), [
     ("no key-encryption key", {"vault_postgresql_eservice_password": "x" * 24}, "vault_eservice_kek"),
     ("a key that is not 32 bytes in base64", {"vault_postgresql_eservice_password": "x" * 24, "vault_eservice_kek": "x" * 24},
