@@ -126,6 +126,9 @@ SEALED_APP = model.members(TOPOLOGY, "app")[-1]
 APP_SERVICE = yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))["app_name"]
 # A host where the lab gives an account UID 0 (another than the app server, whose exporter is stopped meanwhile).
 RIGHTS_HOST = model.members(TOPOLOGY, "waf")[0]
+# A host with nothing else broken, where a small filesystem is mounted read-only (FilesystemReadOnly watches /srv).
+STORAGE_HOST = model.members(TOPOLOGY, "waf")[-1]
+READ_ONLY = "/srv/rempart-drill"
 # Run the rights collector now (its service, of role node_exporter's timer) rather than wait for its minute.
 RIGHTS_SERVICE = collectors.names(
     yaml.safe_load((REPO / "roles/node_exporter/vars/main.yml").read_text(encoding="utf-8"))["__node_exporter_rights_collector"])["service"]
@@ -179,6 +182,9 @@ BREAKAGES = [
      lambda: _run(RIGHTS_HOST, f"sudo userdel -f rempart-drill && {RIGHTS_COLLECTOR}")),
     ("software", "AppNotReady", {"instance": SEALED_APP},
      lambda: _run(SEALED_APP, f"sudo systemctl restart {APP_SERVICE}"), _unlock),
+    ("storage", "FilesystemReadOnly", {"instance": STORAGE_HOST, "mountpoint": READ_ONLY},
+     lambda: _run(STORAGE_HOST, f"sudo mkdir -p {READ_ONLY} && sudo mount -t tmpfs -o size=1m,ro rempart-drill {READ_ONLY}"),
+     lambda: _run(STORAGE_HOST, f"sudo umount {READ_ONLY} && sudo rmdir {READ_ONLY}")),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
 ]
@@ -191,8 +197,9 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 @pytest.mark.HA
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
     """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), restart the other app
-    server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account) and cut replication between the
-    database servers (PostgreSQLNoSynchronousStandby):
+    server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account), mount a filesystem read-only
+    under /srv on the other WAF (FilesystemReadOnly) and cut replication between the database servers
+    (PostgreSQLNoSynchronousStandby):
     each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
     it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
