@@ -93,6 +93,19 @@ def test_the_collector_listens_on_its_overlay_address_only_and_refuses_a_client_
     assert "rsp " not in refused, refused
 
 
+def test_the_configuration_names_the_certificate_files_rsyslog_runs_with():
+    """Each file of the role carries the sha256 of the certificate and the CA as they are on disk, so that a
+    renewal (role pki) changes the file and the run restarts rsyslog with the new ones."""
+    pki = LAB["wiring"]["pki_dir"]
+    variables = yaml.safe_load((ROLE / "vars/main.yml").read_text(encoding="utf-8"))
+    for host in HOSTS:
+        node = scenario.node(host, sudo=True)
+        on_disk = node.check_output(f"cat {pki}/host.crt {pki}/ca.crt | sha256sum | cut -d' ' -f1")
+        files = [variables["__rsyslog_forward_file"]] + ([variables["__rsyslog_collect_file"]] if host == COLLECTOR else [])
+        for path in files:
+            assert node.check_output(f"grep '^# TLS files: ' {path}") == f"# TLS files: {on_disk}", (host, path)
+
+
 def test_a_collector_outage_loses_nothing():
     marker = f"rempart-outage-{uuid.uuid4()}"
     sender = scenario.node(WAF, sudo=True)
