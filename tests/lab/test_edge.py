@@ -37,7 +37,8 @@ HTTP_PORT = model.port(TOPOLOGY, "http")
 WAF_DEFAULTS = yaml.safe_load((REPO / "roles/waf/defaults/main.yml").read_text(encoding="utf-8"))
 WAF_VARS = yaml.safe_load((REPO / "roles/waf/vars/main.yml").read_text(encoding="utf-8"))
 APP_DEFAULTS = yaml.safe_load((REPO / "roles/app/defaults/main.yml").read_text(encoding="utf-8"))
-AUDIT_LOG = WAF_VARS["__waf_audit_log"]
+# The refused requests' audit log (role waf writes it, role rsyslog ships it): the topology's wiring names it.
+AUDIT_LOG = TOPOLOGY["wiring"]["shipped_logs"]["waf-blocks"]
 SECRETS = yaml.safe_load((LAB_DIR / "secrets.yml").read_text(encoding="utf-8")) if (LAB_DIR / "secrets.yml").exists() else {}
 
 
