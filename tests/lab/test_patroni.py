@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import LAB_DIR, REPO, playbook, ssh
+from conftest import LAB_DIR, REPO, central_logs_take_up, playbook, ssh
 
 from rempart import topology as model
 
@@ -196,6 +196,7 @@ def test_a_renewed_certificate_is_served_after_the_data_tier_runs_without_a_rest
     assert after[host]["role"] == "leader" and after[host]["timeline"] == timeline, f"a renewal caused a failover: {after}"
     config = json.loads(api(host, "config").stdout.rsplit("\n", 1)[0])
     assert config["ttl"] == TTL, f"the lock's time to live was left at {config['ttl']}"
+    central_logs_take_up(host)
 
 
 def test_a_parameter_read_at_start_only_restarts_each_member_in_turn_without_a_failover():

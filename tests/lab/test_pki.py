@@ -12,7 +12,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import LAB_DIR, REPO, playbook, ssh
+from conftest import LAB_DIR, REPO, central_logs_take_up, playbook, ssh
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -126,6 +126,10 @@ def test_a_certificate_within_its_renewal_period_is_issued_again_for_the_same_ke
     assert after.serial_number != before.serial_number
     assert after.public_key().public_numbers() == before.public_key().public_numbers()
     assert signed_by(after, lab_ca())
+    # rsyslog reads its certificate at start only: the monitoring tier's run restarts it with the new one.
+    logs = central_logs_take_up(HOST)
+    restarted = [task for task in logs.stdout.split("TASK [")[1:] if task.startswith("rsyslog : Service | rsyslog enabled")]
+    assert restarted and f"changed: [{HOST}]" in restarted[0], logs.stdout[-3000:]
 
 
 def test_offline_signing_stops_with_the_request_then_installs_the_certificate_put_back(tmp_path):
@@ -153,3 +157,4 @@ def test_offline_signing_stops_with_the_request_then_installs_the_certificate_pu
     after = host_certificate(HOST)
     assert after.serial_number != before.serial_number and signed_by(after, ca)
     assert after.public_key().public_numbers() == before.public_key().public_numbers()
+    central_logs_take_up(HOST)

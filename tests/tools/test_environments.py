@@ -153,6 +153,7 @@ def test_the_monitoring_tier_without_its_secrets_receivers_or_flows_stops_before
     ("no log collector", {"rsyslog_collector_hosts": []}, "function log_collector"),
     ("a collector that is not a host's name", {"rsyslog_collector_hosts": ['mon1" target="elsewhere']}, "rsyslog_collector_hosts"),
     ("a queue size that is not one", {"rsyslog_queue_max_disk": "lots"}, "rsyslog_queue_max_disk"),
+    ("a sender that is not a host of the inventory", {"rsyslog_sender_hosts": ["mon1", "mon9"]}, "rsyslog_sender_hosts"),
 ])
 def test_the_central_logs_with_a_wrong_input_stop_before_any_host(case, given, named):
     stops_before_any_host("playbooks/monitoring.yml", case, given, named)
