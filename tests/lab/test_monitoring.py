@@ -129,6 +129,9 @@ RIGHTS_HOST = model.members(TOPOLOGY, "waf")[0]
 # A host with nothing else broken, where a small filesystem is mounted read-only (FilesystemReadOnly watches /srv).
 STORAGE_HOST = model.members(TOPOLOGY, "waf")[-1]
 READ_ONLY = "/srv/rempart-drill"
+# Its web server stopped (the unit keepalived tracks): the entry point's probe through it fails (EntryNotServing).
+ENTRY_HOST = model.members(TOPOLOGY, "waf")[-1]
+WEB_SERVER = yaml.safe_load((REPO / "roles/keepalived/defaults/main.yml").read_text(encoding="utf-8"))["keepalived_track_unit"]
 # Run the rights collector now (its service, of role node_exporter's timer) rather than wait for its minute.
 RIGHTS_SERVICE = collectors.names(
     yaml.safe_load((REPO / "roles/node_exporter/vars/main.yml").read_text(encoding="utf-8"))["__node_exporter_rights_collector"])["service"]
@@ -185,6 +188,8 @@ BREAKAGES = [
     ("storage", "FilesystemReadOnly", {"instance": STORAGE_HOST, "mountpoint": READ_ONLY},
      lambda: _run(STORAGE_HOST, f"sudo mkdir -p {READ_ONLY} && sudo mount -t tmpfs -o size=1m,ro rempart-drill {READ_ONLY}"),
      lambda: _run(STORAGE_HOST, f"sudo umount {READ_ONLY} && sudo rmdir {READ_ONLY}")),
+    ("software", "EntryNotServing", {"instance": ENTRY_HOST, "job": "entry-waf"},
+     lambda: _run(ENTRY_HOST, f"sudo systemctl stop {WEB_SERVER}"), lambda: _run(ENTRY_HOST, f"sudo systemctl start {WEB_SERVER}")),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
 ]
@@ -198,8 +203,8 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
     """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), restart the other app
     server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account), mount a filesystem read-only
-    under /srv on the other WAF (FilesystemReadOnly) and cut replication between the database servers
-    (PostgreSQLNoSynchronousStandby):
+    under /srv on the other WAF (FilesystemReadOnly), stop that WAF's web server (EntryNotServing) and cut
+    replication between the database servers (PostgreSQLNoSynchronousStandby):
     each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
     it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
@@ -216,6 +221,7 @@ def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mende
             drill.wait_for(f"{alert} firing", lambda a=alert, l=labels: states(a, l) == ["firing"], timeout=300, interval=5)
         assert [found["instance"] for found, _ in alerts("HostDown")] == [APP], "only the stopped exporter's host is down"
         assert alerts("AppNoneReady") == [], "one app server sealed, the other still ready"
+        assert alerts("EntryNoneServing") == [], "one WAF stopped, the other still serving"
     finally:
         failed = []
         for mending in mended:  # every one, even if another fails

@@ -37,6 +37,18 @@ def test_a_service_no_flow_carries_from_the_host_is_named():
     assert prometheus.prometheus_unreached(LAB, "mon1", ["node-exporter"]) == []
 
 
+def test_an_entry_point_is_asked_through_the_hosts_of_its_function_the_matrix_lets_the_host_reach():
+    """The WAFs, at their overlay address and the https port: the matrix's monitoring to waf; not another host
+    the same service reaches, and none from a host without that flow."""
+    wafs = model.members(LAB, "waf")
+    targets = prometheus.prometheus_entry_targets(LAB, "mon1", "waf", "https")
+    assert [t["labels"]["instance"] for t in targets] == wafs
+    assert all(t["targets"] == [f"{LAB['hosts'][t['labels']['instance']]['overlay']}:{model.port(LAB, 'https')}"] for t in targets)
+    assert prometheus.prometheus_entry_targets(LAB, "mon1", "app", "https") == []
+    assert prometheus.prometheus_entries_unreached(LAB, "mon1", ["waf"], "https") == []
+    assert prometheus.prometheus_entries_unreached(LAB, "app1", ["waf", "not-floating"], "https") == ["waf"]
+
+
 def test_the_hash_is_kept_while_the_password_matches_and_made_anew_otherwise():
     first = prometheus.prometheus_password_hash("a-long-enough-password")
     assert bcrypt.checkpw(b"a-long-enough-password", first.encode())

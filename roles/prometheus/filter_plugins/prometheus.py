@@ -18,6 +18,19 @@ def prometheus_scrape_targets(topology: dict, host: str, service: str) -> list[d
     ]
 
 
+def prometheus_entry_targets(topology: dict, host: str, function: str, service: str) -> list[dict]:
+    """The static_configs of the public entry point of ``function`` (the topology's ``floating``): the hosts of
+    the function that the flow matrix lets ``host`` reach with ``service``, as prometheus_scrape_targets gives them."""
+    return [target for target in prometheus_scrape_targets(topology, host, service)
+            if function in topology["hosts"][target["labels"]["instance"]]["functions"]]
+
+
+def prometheus_entries_unreached(topology: dict, host: str, functions, service: str) -> list[str]:
+    """The functions among ``functions`` with a public entry point that ``host`` reaches through none of their hosts."""
+    floating = topology.get("floating") or {}
+    return [name for name in functions or [] if name in floating and not prometheus_entry_targets(topology, host, name, service)]
+
+
 def prometheus_unreached(topology: dict, host: str, services: list) -> list[str]:
     """The known services among ``services`` that no flow lets ``host`` reach on any host."""
     return [name for name in services or [] if name in topology["services"] and not reached(topology, host, name)]
@@ -31,5 +44,7 @@ def prometheus_rule_file(name: str, directory: str, source: str) -> dict:
 
 class FilterModule:
     def filters(self):
-        return {"prometheus_scrape_targets": prometheus_scrape_targets, "prometheus_unreached": prometheus_unreached,
+        return {"prometheus_scrape_targets": prometheus_scrape_targets, "prometheus_entry_targets": prometheus_entry_targets,
+                "prometheus_entries_unreached": prometheus_entries_unreached,
+                "prometheus_unreached": prometheus_unreached,
                 "prometheus_password_hash": prometheus_password_hash, "prometheus_rule_file": prometheus_rule_file}

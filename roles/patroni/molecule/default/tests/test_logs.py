@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rempart import scenario
+from rempart import collectors, scenario
 from rempart import topology as model
 
 pytestmark = pytest.mark.AUDIT
@@ -30,6 +30,8 @@ PORT = model.port(LAB, "relp")
 ROLE = Path(__file__).resolve().parents[3].parent / "rsyslog"
 DIR = yaml.safe_load((ROLE / "defaults/main.yml").read_text(encoding="utf-8"))["rsyslog_collector_dir"]
 SERVICE = yaml.safe_load((ROLE / "vars/main.yml").read_text(encoding="utf-8"))["__rsyslog_service"]
+METRICS = collectors.names("rsyslog")["service"]
+METRICS_FILE = f"{LAB['wiring']['metrics_textfile_dir']}/rempart_rsyslog.prom"
 
 
 def collector():
@@ -115,10 +117,23 @@ def test_a_collector_outage_loses_nothing():
     try:
         assert not collector().run(f"ss -Hltn 'sport = :{PORT}'").stdout.strip()
         sender.check_output(f"for i in $(seq 1 {count}); do logger -t rempart-test {shlex.quote(marker)}-$i; done")
-        # Longer than a retry of the sender (5 s): the messages wait in its queue, not in a connection.
-        sender.check_output("sleep 7")
+        # The messages wait in the sender's queue (past its retries, not in a connection), and the role's
+        # collector says so to the node exporter (rsyslog writes its counters every 30 s).
+        assert scenario.eventually(lambda: waiting(sender), lambda found: found >= count, 75, interval=5) >= count
     finally:
         collector().check_output(f"systemctl start {SERVICE}")
     lines = scenario.eventually(lambda: filed(WAF, "syslog", marker), lambda found: len(found) >= count, 60, interval=3)
     numbers = sorted(int(line.rsplit("-", 1)[1]) for line in lines)
     assert numbers == list(range(1, count + 1)), f"{len(numbers)} of {count} arrived"
+    assert scenario.eventually(lambda: waiting(sender), lambda found: found == 0, 75, interval=5) == 0
+
+
+def waiting(node) -> int:
+    """The messages ``node``'s rsyslog holds for the collector, as its textfile collector tells the node exporter
+    (-1: no fresh counters)."""
+    node.check_output(f"systemctl start {METRICS}")
+    text = node.check_output(f"cat {METRICS_FILE}")
+    if "rempart_rsyslog_stats_fresh 1" not in text.splitlines():
+        return -1
+    return sum(int(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(f'rempart_rsyslog_queue_size{{collector="{COLLECTOR}",'))

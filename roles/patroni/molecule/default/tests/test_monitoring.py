@@ -1,6 +1,6 @@
 """The monitoring tier in the scenario, seen from outside: Prometheus scrapes every host's node
 exporter over the mesh with TLS and its certificate (targets from the flow matrix) and probes the app
-servers' readiness through the blackbox exporter, an exporter
+servers' readiness and the public entry point through each WAF with the blackbox exporter, an exporter
 refuses a client without a certificate of the CA, Prometheus's and Alertmanager's APIs refuse a
 request without their password, Prometheus sends its alerts to Alertmanager, and there a host down
 silences the host's other alerts (MON, ENC)."""
@@ -117,6 +117,28 @@ def test_prometheus_probes_each_app_server_s_readiness_through_the_blackbox_expo
         return {s["metric"]["instance"]: s["value"][1] for s in found}
 
     assert scenario.eventually(probed, lambda found: found == expected, 90, interval=3) == expected
+
+
+def test_prometheus_asks_the_public_entry_point_through_each_waf_as_a_citizen_asks_it(host):
+    """Job entry-waf: its targets the WAFs the flow matrix lets the monitoring host reach with https, each asked
+    /readyz for the entry's name (the floating address here) with its certificate checked for it: all serve. The
+    same request checked for the address asked (module https) fails: the WAF's certificate names the entry only."""
+    if host.backend.get_hostname() != MONITOR:
+        pytest.skip("asked once, of the monitoring host")
+    wafs = [h for h in model.reached(TOPOLOGY, MONITOR, "https") if "waf" in HOSTS[h]["functions"]]
+    expected = {target: "1" for target in wafs}
+    assert len(expected) == 2
+
+    def probed():
+        found = answer(api("/api/v1/query?query=" + urllib.parse.quote('probe_success{job="entry-waf"}')))["data"]["result"]
+        return {s["metric"]["instance"]: s["value"][1] for s in found}
+
+    assert scenario.eventually(probed, lambda found: found == expected, 90, interval=3) == expected
+    overlay, port = HOSTS[MONITOR]["overlay"], model.port(LAB, "blackbox-exporter")
+    target = urllib.parse.quote(f"https://{HOSTS[wafs[0]]['overlay']}:{model.port(LAB, 'https')}/readyz", safe="")
+    for module, success in (("entry-waf", "probe_success 1"), ("https", "probe_success 0")):
+        url = f"https://{overlay}:{port}/probe?module={module}&target={target}"
+        assert success in monitor().check_output(f"curl -sS --max-time 10 {CLIENT_TLS} '{url}'").splitlines(), module
 
 
 def test_the_blackbox_exporter_probes_for_a_certificate_of_the_ca_only_on_the_overlay(host):
