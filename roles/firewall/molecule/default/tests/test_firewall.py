@@ -1,5 +1,5 @@
 """The firewall seen from outside: flows of the matrix open, everything else closed, the underlay
-carries WireGuard only, drops are counted, a bad ruleset never replaces a good one, and a ruleset
+carries WireGuard only, drops are counted (and reach the node exporter), a bad ruleset never replaces a good one, and a ruleset
 that would cut the applying session is taken back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rempart import scenario
+from rempart import collectors, scenario
 from rempart import topology as model
 
 pytestmark = pytest.mark.SEG
@@ -24,6 +24,7 @@ WG = LAB["wiring"]["overlay_interface"]
 # A port no service uses, next to PostgreSQL's.
 UNUSED = next(p for p in range(POSTGRESQL + 1, 65536)
               if all(p not in model.as_list(s.get("ports")) for s in LAB["services"].values()))
+METRICS = collectors.names("firewall")
 # Ports with a listener on every host during the tests: one the matrix opens (app -> db), one it does not.
 LISTENED = (POSTGRESQL, UNUSED)
 
@@ -151,13 +152,32 @@ def test_drops_are_counted_and_rate_limited_logs_are_configured():
 def test_receiver_holds_when_a_sender_breaks_the_matrix():
     """A compromised app server that opens its own output still meets the database's input rules."""
     db = HOSTS["fw-db"]
-    before = counter("fw-db", "input_dropped")
+    before, over_the_mesh = counter("fw-db", "input_dropped"), counter("fw-db", "overlay_dropped")
     node("fw-app").check_output(f"nft 'insert rule inet rempart output oifname \"{WG}\" tcp dport {UNUSED} accept'")
     try:
         assert not connects("fw-app", db["overlay"], UNUSED)
     finally:
         node("fw-app").check_output("/usr/local/sbin/rempart-firewall apply")
     assert counter("fw-db", "input_dropped") > before
+    # Counted apart too: it came from another host over the mesh (the monitoring's FirewallDropsBetweenServers).
+    assert counter("fw-db", "overlay_dropped") > over_the_mesh
+
+
+def test_the_drops_reach_the_node_exporter(host):
+    """What the monitoring tier's FirewallDropsBetweenServers and FirewallNotLoaded read: a timer writes the table's
+    counters every minute; run it now, after a packet out that no flow allows."""
+    name = host.backend.get_hostname()
+    assert host.service(METRICS["timer"]).is_enabled
+    connects(name, HOSTS[next(h for h in HOSTS if h != name)]["overlay"], UNUSED)
+    host.run_expect([0], f"systemctl start {METRICS['service']}")
+    written = host.file(f"{LAB['wiring']['metrics_textfile_dir']}/rempart_firewall.prom")
+    assert written.mode == 0o644
+    found = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in written.content_string.splitlines()
+             if line and not line.startswith("#")}
+    assert found["rempart_firewall_loaded"] == 1
+    kinds = {"input", "overlay", "output", "forward", "underlay"}
+    assert {key.split('"')[1] for key in found if key.startswith("rempart_firewall_dropped_packets_total{")} == kinds
+    assert 0 < found['rempart_firewall_dropped_packets_total{counter="output"}'] <= counter(name, "output_dropped")
 
 
 def test_declared_path_for_updates_works(host):
