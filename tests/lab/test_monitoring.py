@@ -92,6 +92,16 @@ def test_the_backups_state_reaches_prometheus_through_the_textfile_collector():
     assert sorted(s["metric"]["instance"] for s in waiting) == servers
 
 
+def test_every_host_s_firewall_is_loaded_and_its_drops_reach_prometheus():
+    """Role firewall's textfile collector on every host: the table loaded, its drops counted by kind, the mesh's
+    apart (what FirewallDropsBetweenServers and FirewallNotLoaded read)."""
+    loaded = eventually("rempart_firewall_loaded", lambda found: len(found) == len(HOSTS))
+    assert {s["metric"]["instance"]: s["value"][1] for s in loaded} == {host: "1" for host in HOSTS}
+    kinds = query('count by (counter) (rempart_firewall_dropped_packets_total)')
+    assert {s["metric"]["counter"]: s["value"][1] for s in kinds} == {
+        kind: str(len(HOSTS)) for kind in ("input", "overlay", "output", "forward", "underlay")}
+
+
 def test_systemd_units_are_reported_and_none_has_failed():
     """None, not even auditd and process accounting, which a container cannot run: the baseline makes
     systemd skip them there rather than fail (a false SystemdUnitFailed alert on every lab host)."""
@@ -133,12 +143,6 @@ READ_ONLY = "/srv/rempart-drill"
 ENTRY_HOST = model.members(TOPOLOGY, "waf")[-1]
 WEB_SERVER = yaml.safe_load((REPO / "roles/keepalived/defaults/main.yml").read_text(encoding="utf-8"))["keepalived_track_unit"]
 # Run the rights collector now (its service, of role node_exporter's timer) rather than wait for its minute.
-# Tries a port no service uses on the monitoring host once a second, which its firewall drops on the way out
-# (FirewallDropsBetweenServers, links).
-DROPS_HOST = model.members(TOPOLOGY, "bastion")[0]
-UNUSED = next(p for p in range(9990, 65536) if all(p not in model.as_list(s.get("ports")) for s in TOPOLOGY["services"].values()))
-DROPS_LOOP = (f"nohup setsid sh -c 'while :; do timeout 1 bash -c \"exec 3<>/dev/tcp/{HOSTS[MONITOR]['overlay']}/{UNUSED}\"; "
-              "sleep 1; done' rempart-drop-drill >/dev/null 2>&1 < /dev/null &")
 RIGHTS_SERVICE = collectors.names(
     yaml.safe_load((REPO / "roles/node_exporter/vars/main.yml").read_text(encoding="utf-8"))["__node_exporter_rights_collector"])["service"]
 RIGHTS_COLLECTOR = f"sudo systemctl start {RIGHTS_SERVICE}"
@@ -196,8 +200,6 @@ BREAKAGES = [
      lambda: _run(STORAGE_HOST, f"sudo umount {READ_ONLY} && sudo rmdir {READ_ONLY}")),
     ("software", "EntryNotServing", {"instance": ENTRY_HOST, "job": "entry-waf"},
      lambda: _run(ENTRY_HOST, f"sudo systemctl stop {WEB_SERVER}"), lambda: _run(ENTRY_HOST, f"sudo systemctl start {WEB_SERVER}")),
-    ("links", "FirewallDropsBetweenServers", {"instance": DROPS_HOST, "counter": "output"},
-     lambda: _run(DROPS_HOST, DROPS_LOOP), lambda: _run(DROPS_HOST, "pkill -f 'rempart-drop-[d]rill'")),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
 ]
@@ -211,9 +213,8 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
     """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), restart the other app
     server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account), mount a filesystem read-only
-    under /srv on the other WAF (FilesystemReadOnly), stop that WAF's web server (EntryNotServing), have the bastion
-    try a port no flow allows once a second (FirewallDropsBetweenServers) and cut replication between the database
-    servers (PostgreSQLNoSynchronousStandby):
+    under /srv on the other WAF (FilesystemReadOnly), stop that WAF's web server (EntryNotServing) and cut
+    replication between the database servers (PostgreSQLNoSynchronousStandby):
     each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
     it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)
