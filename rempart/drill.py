@@ -680,7 +680,7 @@ CITIZEN = "client"
 
 def public_url() -> str:
     """The public entry point's URL, as .lab/endpoints.json gives it: the first name, or the address."""
-    return f"https://{(list(ENTRY.get('names') or []) + [ENTRY_ADDRESS])[0]}/"
+    return f"https://{model.entry_name(ENTRY) if ENTRY else ENTRY_ADDRESS}/"
 
 
 def entry_holder() -> str | None:

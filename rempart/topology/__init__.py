@@ -31,7 +31,7 @@ PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
 __all__ = [
     "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
     "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
-    "clients", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
+    "clients", "entry_name", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
 ]
 
 
@@ -147,6 +147,12 @@ def openings(topology: dict) -> list[Opening]:
             service = topology["services"][name]
             found.append(Opening(index, flow.src, flow.dst, name, service["proto"], tuple(as_list(service.get("ports"))), flow.purpose))
     return found
+
+
+def entry_name(entry: dict) -> str:
+    """The name a citizen asks a public entry point (an item of ``floating``) for: its first DNS name, else its
+    address. Redirects, the entry's certificate, its probes and the lab's URL all use this one."""
+    return str((list(entry.get("names") or []) + [entry["public"]])[0])
 
 
 def port(topology: dict, service: str) -> int:

@@ -528,3 +528,10 @@ def test_a_host_may_relay_to_what_the_flows_let_it_reach_and_nothing_else(lab):
     assert not [d for d in found if d.startswith(hosts["bastion1"]["overlay"] + ":")]
     assert f"{hosts[monitor]['overlay']}:{model.port(lab, 'node-exporter')}" not in found
     assert not [d for d in found if d.endswith(f":{model.port(lab, 'wireguard')}")]
+
+
+def test_an_entry_point_is_asked_for_by_its_first_name_else_its_address():
+    """One rule for the name a citizen asks (redirects, the entry's certificate, its probes, the lab's URL)."""
+    assert model.entry_name({"public": "192.0.2.130", "names": ["eservice.example.ch", "www.example.ch"]}) == "eservice.example.ch"
+    assert model.entry_name({"public": "10.233.0.10"}) == "10.233.0.10"
+    assert model.entry_name({"public": "10.233.0.10", "names": []}) == "10.233.0.10"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rempart.topology import entry_name
+
 # Extended key usages as OpenSSL prints them (x509 -ext extendedKeyUsage), and as the CSR module names them.
 USAGES = {"server": ("TLS Web Server Authentication", "serverAuth"), "client": ("TLS Web Client Authentication", "clientAuth")}
 
@@ -64,7 +66,7 @@ def pki_floating_certificates(topology: dict, functions: list) -> list[dict]:
         if not entry:
             continue
         names = list(entry.get("names") or [])
-        out.append({"name": f"{function}-public", "common_name": names[0] if names else str(entry["public"]),
+        out.append({"name": f"{function}-public", "common_name": entry_name(entry),
                     "dns": names, "ip": [str(entry["public"])], "usage": ["server"]})
     return out
 
