@@ -59,16 +59,13 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_group(wiring["site_group_prefix"] + site)
         # Groups add up across inventories where variables overwrite each other: env_<name> tells
         # a run that was given two environments' inventories at once.
-        env_group = self.inventory.add_group(wiring["environment_group_prefix"] + environment)
+        self.inventory.add_group(wiring["environment_group_prefix"] + environment)
         ssh_port = model.port(topology, "ssh")
 
         for host, spec in topology["hosts"].items():
-            self.inventory.add_host(host, group=env_group)
-            self.inventory.add_host(host, group=spec["zone"])
-            self.inventory.add_host(host, group=wiring["site_group_prefix"] + spec["site"])
+            for group in model.inventory_groups(topology, host):
+                self.inventory.add_host(host, group=group)
             functions = list(spec["functions"])
-            for function in functions:
-                self.inventory.add_host(host, group=function)
             variables = {
                 # Per host too: two inventories given at once cannot hide each other's environment.
                 "rempart_environment": environment,

@@ -31,7 +31,7 @@ PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
 __all__ = [
     "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
     "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
-    "clients", "entry_name", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
+    "clients", "entry_name", "inventory_groups", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
 ]
 
 
@@ -153,6 +153,19 @@ def entry_name(entry: dict) -> str:
     """The name a citizen asks a public entry point (an item of ``floating``) for: its first DNS name, else its
     address. Redirects, the entry's certificate, its probes and the lab's URL all use this one."""
     return str((list(entry.get("names") or []) + [entry["public"]])[0])
+
+
+def inventory_groups(topology: dict, host: str) -> list[str]:
+    """The inventory groups that hold ``host`` (what a play's ``hosts:`` names): its environment's, its zone,
+    its site's and its functions. The inventory plugin makes them; the lab's images derive from them."""
+    spec = topology["hosts"][host]
+    wiring = topology["wiring"]
+    return [
+        wiring["environment_group_prefix"] + topology["environment"],
+        spec["zone"],
+        wiring["site_group_prefix"] + spec["site"],
+        *(str(function) for function in spec["functions"]),
+    ]
 
 
 def port(topology: dict, service: str) -> int:
