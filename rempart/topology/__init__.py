@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rules, schema
-from .rules import ADDRESS_KINDS, OUTSIDE_ENDS, SPECIAL_ENDS, as_list, groups_of, hosts_with, members
+from .rules import ADDRESS_KINDS, OUTSIDE_ENDS, OUTSIDE_PROBE_SERVICE, SPECIAL_ENDS, as_list, groups_of, hosts_with, members
 from .source import Source, TopologyError, display, locate, merge, read
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,9 +29,9 @@ REQUIREMENT_IDS = schema.enum("$defs", "requirement")
 PROTOCOLS = schema.enum("$defs", "service", "properties", "proto")
 
 __all__ = [
-    "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
+    "ADDRESS_KINDS", "ENVIRONMENTS", "INVENTORIES", "OUTSIDE_ENDS", "OUTSIDE_PROBE_SERVICE", "PROTOCOLS", "REQUIREMENT_IDS", "SPECIAL_ENDS",
     "TOPOLOGY_FILE", "Flow", "Opening", "TopologyError", "as_list", "check", "flows", "groups_of", "hosts_with",
-    "clients", "entry_name", "inventory_groups", "load", "load_all", "members", "openings", "port", "reached", "read", "validate",
+    "clients", "entry_name", "inventory_groups", "load", "outside_probers", "load_all", "members", "openings", "port", "reached", "read", "validate",
 ]
 
 
@@ -166,6 +166,19 @@ def inventory_groups(topology: dict, host: str) -> list[str]:
         wiring["site_group_prefix"] + spec["site"],
         *(str(function) for function in spec["functions"]),
     ]
+
+
+def outside_probers(topology: dict, host: str | None = None) -> list[str]:
+    """The outside probers: machines off the platform (another provider, another network) that ask the public
+    entry points as a citizen does, each the end (``to``) of a declared path out that carries the blackbox
+    exporter's service; with ``host``, those the path lets that host read (the monitoring hosts)."""
+    found = set()
+    for need in topology.get("egress") or []:
+        if OUTSIDE_PROBE_SERVICE not in need["services"]:
+            continue
+        if host is None or any(host in members(topology, end) for end in as_list(need.get("hosts", "all"))):
+            found.add(str(need["to"]))
+    return sorted(found)
 
 
 def port(topology: dict, service: str) -> int:

@@ -24,6 +24,10 @@ ADDRESS_KINDS = ("underlay", "overlay", "public")
 FAMILY = 4
 
 
+# The service an outside prober's blackbox exporter answers on: a declared path out (egress) that carries
+# it leads to an outside prober (rempart.topology.outside_probers).
+OUTSIDE_PROBE_SERVICE = "blackbox-exporter"
+
 def as_list(value) -> list:
     if value is None:
         return []
@@ -398,6 +402,11 @@ def egress(topology: dict) -> list[str]:
             if proto and proto not in ("tcp", "udp"):
                 errors.append(f"{where}.services: {name!r} is a {proto} service; a declared path carries tcp or udp services.")
         target = str(need["to"])
+        if OUTSIDE_PROBE_SERVICE in need["services"] and "/" in target:
+            errors.append(
+                f"{where}.to: {target} is a network, but a path carrying {OUTSIDE_PROBE_SERVICE} leads to an outside prober, "
+                "one machine that the monitoring hosts read: give its address or DNS name."
+            )
         if "/" in target or target.replace(".", "").isdigit() or ":" in target:
             net = _network(target if "/" in target else f"{target}/{32 if ':' not in target else 128}")
             if net is None:

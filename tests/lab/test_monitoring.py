@@ -127,6 +127,49 @@ def test_prometheus_refuses_a_request_without_its_password():
     assert api("/api/v1/targets")[0] == 200
 
 
+# The topology's outside probers (off the platform, the ends of declared paths out carrying blackbox-exporter) and
+# the lab's machine standing for each (playbooks/lab/up.yml labels it with its address).
+PROBERS = model.outside_probers(TOPOLOGY)
+PROBER_PORT = model.port(TOPOLOGY, model.OUTSIDE_PROBE_SERVICE)
+PROBER_JOB = "outside-waf"
+# A host the topology gives no path out to the probers.
+NOT_READING = next(h for h in HOSTS if not model.outside_probers(TOPOLOGY, h))
+
+
+def outside_machine(address: str) -> str:
+    found = subprocess.run(["docker", "ps", "-q", "--filter", f"label=org.rempart.lab-outside={address}"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert len(found) == 1, f"the lab has {len(found)} machines for the outside prober {address}"
+    return found[0]
+
+
+def test_the_outside_prober_asks_the_public_entry_point_and_answers_the_monitoring_hosts_only():
+    """Each outside prober asks the entry point from the internet's side (probe_success 1 in Prometheus); its
+    exporter serves a monitoring host that shows a certificate of the CA, refuses one without, and a host that
+    the topology gives no path out to it cannot reach it at all."""
+    assert PROBERS, "the lab's topology has an outside prober"
+    targets = {f"{prober}:{PROBER_PORT}" for prober in PROBERS}
+    result = eventually(f'probe_success{{job="{PROBER_JOB}"}}', lambda r: {s["metric"]["instance"] for s in r} == targets
+                        and all(s["value"][1] == "1" for s in r))
+    assert {s["metric"]["instance"]: s["value"][1] for s in result} == dict.fromkeys(targets, "1")
+    for prober in PROBERS:
+        url = f"https://{prober}:{PROBER_PORT}/metrics"
+        served = ssh(MONITOR, f"sudo curl -sS --max-time 5 {CLIENT_TLS} {url}")
+        assert served.returncode == 0 and "blackbox_exporter_config_last_reload_successful" in served.stdout, served.stderr
+        refused = ssh(MONITOR, f"curl -sS --max-time 5 --cacert {PKI}/ca.crt {url}")
+        assert refused.returncode != 0 and "blackbox_" not in refused.stdout
+        blocked = ssh(NOT_READING, f"curl -sS --max-time 5 --cacert {PKI}/ca.crt {url}")
+        assert blocked.returncode != 0 and "SSL" not in blocked.stderr, blocked.stderr  # never even a handshake
+
+
+def _cut_from_outside(cut: bool) -> None:
+    """On each outside prober, the public entry point's address made unreachable (a blackhole route), or reachable again."""
+    for prober in PROBERS:
+        done = subprocess.run(["docker", "exec", outside_machine(prober), "ip", "route", "add" if cut else "del", "blackhole",
+                               f"{drill.ENTRY_ADDRESS}/32"], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+
 RULES = {rule["alert"]: rule for path in sorted((REPO / "roles/prometheus/files/rules").glob("*.yml"))
          for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"] for rule in group["rules"] if "alert" in rule}
 SERVERS = model.members(TOPOLOGY, "db")
@@ -202,6 +245,8 @@ BREAKAGES = [
      lambda: _run(ENTRY_HOST, f"sudo systemctl stop {WEB_SERVER}"), lambda: _run(ENTRY_HOST, f"sudo systemctl start {WEB_SERVER}")),
     ("links", "PostgreSQLNoSynchronousStandby", {},
      lambda: drill.cut_service(SERVERS, "postgresql"), lambda: drill.mend(SERVERS)),
+    ("internet", "EntryUnreachableFromOutside", {"job": PROBER_JOB},
+     lambda: _cut_from_outside(cut=True), lambda: _cut_from_outside(cut=False)),
 ]
 
 
@@ -213,8 +258,9 @@ def states(alert: str, labels: dict[str, str]) -> list[str]:
 def test_an_alert_of_each_category_fires_is_told_and_is_told_resolved_when_mended():
     """Stop an app server's exporter (HostDown), the witness's etcd member (EtcdMemberDown), restart the other app
     server (sealed: AppNotReady), give an account UID 0 on a WAF (RightsUid0Account), mount a filesystem read-only
-    under /srv on the other WAF (FilesystemReadOnly), stop that WAF's web server (EntryNotServing) and cut
-    replication between the database servers (PostgreSQLNoSynchronousStandby):
+    under /srv on the other WAF (FilesystemReadOnly), stop that WAF's web server (EntryNotServing), cut
+    replication between the database servers (PostgreSQLNoSynchronousStandby) and the entry point from the outside
+    probers (EntryUnreachableFromOutside):
     each fires in Prometheus, only where broken, Alertmanager tells the receiver of its severity, and tells
     it resolved once mended."""
     drill.wait_for("a healthy cluster before the test", drill.healthy, timeout=120)

@@ -88,6 +88,19 @@ def test_the_playbooks_are_all_covered():
     assert found - helpers == set(ALONE)
 
 
+@pytest.mark.parametrize("playbook", ["playbooks/site.yml", "playbooks/monitoring.yml"])
+def test_no_play_for_every_host_comes_after_the_outside_probers_join_the_run(playbook):
+    """playbooks/monitoring.yml adds the outside probers (machines off the platform) to its run: a later play for
+    all hosts would treat them as platform hosts (harden them, mesh them, firewall them)."""
+    from rempart import labimage  # noqa: PLC0415 - reads the plays as the lab's images do
+
+    plays = labimage._plays(REPO / playbook)  # noqa: SLF001
+    joined = [index for index, play in enumerate(plays)
+              if any("ansible.builtin.add_host" in task for task in play.get("tasks") or [])]
+    assert len(joined) == 1
+    assert [play["name"] for play in plays[joined[0] + 1:] if play.get("hosts") not in ("outside_probers", "localhost")] == []
+
+
 # The data tier's secrets, as a vault would give them (throwaway values: the dev hosts are never reached).
 DATA_PASSWORDS = {name: "x" * 24 for name in ("vault_postgresql_superuser_password", "vault_postgresql_replication_password",
                                               "vault_postgresql_rewind_password", "vault_patroni_restapi_password",

@@ -81,7 +81,12 @@ def test_edge_is_open_to_the_internet_on_its_public_services_only():
 def test_egress_declared_paths_resolved_on_the_host():
     egress = [r for r in rules("mon1") if r["interface"] == "any"]
     assert [(r["direction"], r["peers"], r["ports"]) for r in egress] == [
-        ("out", ["172.17.0.1/32"], [model.port(LAB, "update-proxy")])]
+        ("out", ["172.17.0.1/32"], [model.port(LAB, "update-proxy")]),
+        # the outside prober: a path out of the monitoring hosts only
+        *[("out", [f"{prober}/32"], [model.port(LAB, "blackbox-exporter")]) for prober in model.outside_probers(LAB, "mon1")]]
+    assert len(egress) == 2
+    assert [(r["peers"], r["ports"]) for r in rules("app1") if r["interface"] == "any"] == [
+        (["172.17.0.1/32"], [model.port(LAB, "update-proxy")])]
     with pytest.raises(ValueError, match=r"egress\[0\]\.to: host\.docker\.internal does not resolve on mon1"):
         firewall.firewall_rules(LAB, "mon1", {})
 

@@ -293,9 +293,34 @@ def test_operators_ranges_are_specific(lab, cidr):
 def test_egress_destinations_are_specific(lab):
     lab["egress"].append({"to": "0.0.0.0/0", "services": ["dns"], "purpose": "anything", "requirements": ["HARD"]})
     assert errors_of(lab) == [
-        "egress[1].to: 0.0.0.0/0 is wider than policy.egress_widest_prefix (/28) allows: name the server (its address), "
-        "or state a wider policy in this environment's topology.yml."
+        f"egress[{len(lab['egress']) - 1}].to: 0.0.0.0/0 is wider than policy.egress_widest_prefix (/28) allows: name the server "
+        "(its address), or state a wider policy in this environment's topology.yml."
     ]
+
+
+def test_an_outside_prober_is_the_end_of_a_path_out_that_carries_the_blackbox_exporter_s_service(lab):
+    monitor = model.members(lab, "monitoring")[0]
+    probers = model.outside_probers(lab)
+    assert probers and model.outside_probers(lab, monitor) == probers
+    assert model.outside_probers(lab, "app1") == []  # the path is the monitoring hosts'
+    lab["egress"].append({"to": "10.233.0.251", "services": ["dns"], "purpose": "a resolver", "requirements": ["HARD"]})
+    lab["egress"].append({"to": "prober2.example.net", "hosts": ["app1", "monitoring"], "services": ["blackbox-exporter"],
+                          "purpose": "a second prober", "requirements": ["MON"]})
+    assert errors_of(lab) == []
+    assert model.outside_probers(lab) == sorted([*probers, "prober2.example.net"])
+    assert model.outside_probers(lab, "app1") == ["prober2.example.net"]
+    # one machine that the monitoring hosts read, not a network
+    lab["egress"].append({"to": "10.233.0.240/28", "hosts": "monitoring", "services": ["blackbox-exporter"],
+                          "purpose": "probers", "requirements": ["MON"]})
+    assert errors_of(lab) == [
+        f"egress[{len(lab['egress']) - 1}].to: 10.233.0.240/28 is a network, but a path carrying blackbox-exporter leads to an "
+        "outside prober, one machine that the monitoring hosts read: give its address or DNS name."
+    ]
+
+
+def test_the_inventory_groups_of_a_host_are_its_environment_s_zone_site_and_functions(lab):
+    assert model.inventory_groups(model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE), "db1") == [
+        "env_lab", "data", "site_dc1", "db", "etcd"]
 
 
 def test_a_flow_names_known_services_once(lab):
