@@ -257,9 +257,14 @@ def layer(roles: list[str], overrides: dict, roles_dir: Path = ROLES) -> tuple[l
     return sorted(names), files
 
 
+def every_host_layer() -> tuple[list[str], list[dict]]:
+    """Every host's packages and the files written before them: the lab hosts' image (``lab_host_image``)."""
+    return layer(every_host_roles(), inventory_variables([]))
+
+
 def packages() -> list[str]:
-    """Every host's packages: the lab hosts' image."""
-    return layer(every_host_roles(), inventory_variables([]))[0]
+    """Every host's packages."""
+    return every_host_layer()[0]
 
 
 def host_layers(inventory: Path = LAB_INVENTORY) -> dict[str, tuple[list[str], list[dict]]]:
@@ -350,11 +355,12 @@ def ensure() -> dict[str, str]:
         image.ensure()
     aptcache.ensure()
     name = lab_image()
-    names, files = layer(every_host_roles(), inventory_variables([]))
-    label = recipe(names, prepare=prepare_script(files))
+    names, files = every_host_layer()
+    prepare = prepare_script(files)
+    label = recipe(names, prepare=prepare)
     versioned = f"{name}-{label}"
     if image.image_label(versioned) != label:
-        build({versioned: (names, prepare_script(files), label)}, image.IMAGE, {versioned: ["every host"]})
+        build({versioned: (names, prepare, label)}, image.IMAGE, {versioned: ["every host"]})
     _tag(versioned, name)
     print(f"image: {name} is recipe {label} ({len(names)} packages)", flush=True)
 
