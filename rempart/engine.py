@@ -24,6 +24,9 @@ DOCKERD_LOG = Path("/var/log/rempart-dockerd.log")
 # Prometheus's promtool, taken from Debian's prometheus package without installing it (installing it
 # would start a Prometheus server on this machine): the tool tests check and unit-test the alert rules.
 PROMTOOL = Path(__file__).resolve().parent.parent / "build" / "tools" / "promtool"
+# Its server too, from the same package, never started as a service: the status page's tool test reads a
+# Prometheus of its own, filled with a known history (promtool's backfill).
+PROMETHEUS = PROMTOOL.parent / "prometheus"
 START_TIMEOUT_S = 60
 
 
@@ -118,7 +121,8 @@ def ensure_client_tools() -> None:
     tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
     entry point's TLS from the internet's side), chromium (the docs tests open the built site in a
     headless browser), openssl (the tool tests run role pki's certificates' collector, which reads
-    certificates with it) and promtool (the alert rules' checks and unit tests)."""
+    certificates with it), promtool (the alert rules' checks and unit tests) and Prometheus's server (the
+    status page's tool test runs one on a history of its own)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
@@ -131,13 +135,13 @@ def ensure_client_tools() -> None:
         apt_install(["openssl"], "the tool tests run role pki's certificates' collector, which reads certificates with it")
     if not shutil.which("chromium"):
         apt_install(["chromium"], "the docs tests open the built site in a headless browser")
-    if not PROMTOOL.exists():
+    if not PROMTOOL.exists() or not PROMETHEUS.exists():
         extract_promtool()
 
 
 def extract_promtool() -> None:
-    """promtool from Debian's prometheus package (the version the monitoring hosts run), unpacked
-    into build/tools/ with `apt-get download` and `dpkg-deb -x`: nothing installed, nothing started."""
+    """promtool and the server from Debian's prometheus package (the version the monitoring hosts run),
+    unpacked into build/tools/ with `apt-get download` and `dpkg-deb -x`: nothing installed, nothing started."""
     why = "the tool tests check and unit-test the alert rules with promtool"
     if not is_debian() or not shutil.which("dpkg-deb"):
         raise EngineError(f"{why}: put Debian 12's promtool (package prometheus) at {PROMTOOL}.")
@@ -152,7 +156,8 @@ def extract_promtool() -> None:
         subprocess.run(["dpkg-deb", "-x", str(package), str(Path(scratch) / "root")], check=True)
         PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / "promtool", PROMTOOL)
-    print(f"promtool: {PROMTOOL} (from {package.name}, not installed)", flush=True)
+        shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / "prometheus", PROMETHEUS)
+    print(f"promtool: {PROMTOOL} and {PROMETHEUS.name} (from {package.name}, not installed)", flush=True)
 
 
 def ensure() -> None:

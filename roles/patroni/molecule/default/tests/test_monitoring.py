@@ -268,3 +268,23 @@ def test_a_host_down_silences_the_other_alerts_of_that_host_only(host):
         lambda found: found.get(down, ("",))[0] == "suppressed", 30, interval=1)
     assert states[down][0] == "suppressed" and states[down][1], states
     assert states[other] == ("active", []), states
+
+
+@pytest.mark.STATUS
+def test_the_status_page_is_served_through_each_waf_and_says_unknown_without_outside_probes(host):
+    """The scenario has no outside prober: the page, installed from fresh and served through each WAF, says it
+    cannot see rather than a state; the monitoring host's web server answers a certificate of the CA only."""
+    path = LAB["wiring"]["status_page_path"]
+    entry = TOPOLOGY["floating"]["waf"]["public"]
+    for waf in [h for h, spec in HOSTS.items() if "waf" in spec["functions"]]:
+        answer = scenario.node(waf, sudo=True).check_output(
+            f"curl -sS --max-time 10 --cacert {PKI}/ca.crt --resolve {entry}:443:{HOSTS[waf]['public']} https://{entry}{path}status.json")
+        status = json.loads(answer)
+        assert status["state"] == "unknown" and status["monitoring"]["reason"] == "stale", (waf, status["monitoring"])
+    port = model.port(LAB, "status-page")
+    bare = monitor().run(f"curl -sS --max-time 10 --cacert {PKI}/ca.crt -o /dev/null -w '%{{http_code}}' "
+                         f"https://{HOSTS[MONITOR]['overlay']}:{port}{path}")
+    assert bare.stdout.strip() in ("400", "000"), bare.stdout
+    served = monitor().check_output(f"curl -sS --max-time 10 {CLIENT_TLS} -o /dev/null -w '%{{http_code}}' "
+                                    f"https://{HOSTS[MONITOR]['overlay']}:{port}{path}")
+    assert served == "200"
