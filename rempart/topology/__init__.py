@@ -210,21 +210,30 @@ def reached(topology: dict, host: str, service: str) -> list[str]:
     return sorted(found)
 
 
+def tcp_flow_targets(topology: dict, host: str) -> list[dict]:
+    """Every other host the flow matrix lets ``host`` reach with a TCP service, once per service and port:
+    ``{"to", "service", "address", "port"}`` (the overlay address), in order. What the firewall's collector
+    probes across the mesh, one path per flow."""
+    found = {}
+    for flow in topology.get("flows") or []:  # only the ends and services: a role's scenario may give no purpose
+        if host not in members(topology, flow["from"]):
+            continue
+        for service in flow["services"]:
+            spec = topology["services"][service]
+            if spec.get("proto") != "tcp":
+                continue
+            for target in set(members(topology, flow["to"])) - {host}:
+                for number in as_list(spec.get("ports")):
+                    found[(target, service, number)] = {"to": target, "service": service,
+                                                        "address": topology["hosts"][target]["overlay"], "port": number}
+    return [found[key] for key in sorted(found)]
+
+
 def tcp_destinations(topology: dict, host: str) -> list[str]:
     """``address:port`` on the overlay of every other host that the flow matrix lets ``host`` reach with
     a TCP service: what a relay on ``host`` (the bastion's SSH, for the operators' tunnels) may
     forward to, and nothing else."""
-    found = set()
-    for flow in flows(topology):
-        if host not in members(topology, flow.src):
-            continue
-        for service in flow.services:
-            spec = topology["services"][service]
-            if spec.get("proto") != "tcp":
-                continue
-            for target in set(members(topology, flow.dst)) - {host}:
-                found.update(f"{topology['hosts'][target]['overlay']}:{number}" for number in as_list(spec.get("ports")))
-    return sorted(found)
+    return sorted({f"{t['address']}:{t['port']}" for t in tcp_flow_targets(topology, host)})
 
 
 def main(argv: list[str] | None = None) -> int:

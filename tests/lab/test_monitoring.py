@@ -102,6 +102,45 @@ def test_every_host_s_firewall_is_loaded_and_its_drops_reach_prometheus():
         kind: str(len(HOSTS)) for kind in ("input", "overlay", "output", "forward", "underlay")}
 
 
+FIREWALL_COLLECTOR = collectors.names("firewall")
+
+
+def _flows_seen(host: str) -> dict[tuple[str, str], str]:
+    """(to, service) -> rempart_flow_path_open, as the host's firewall collector writes it now (run at once)."""
+    done = ssh(host, f"sudo systemctl start {FIREWALL_COLLECTOR['service']} && "
+                     f"cat {TOPOLOGY['wiring']['metrics_textfile_dir']}/rempart_firewall.prom")
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("rempart_flow_path_open{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1: line.index("}")].split(","))
+            found[(labels["to"].strip('"'), labels["service"].strip('"'))] = line.split()[-1]
+    return found
+
+
+def test_each_flow_s_path_is_probed_from_its_source_and_a_cut_one_is_told_apart():
+    """Every destination the flow matrix lets a host reach over TCP reaches Prometheus, its path open (a planned
+    service's port refuses: open too); on an app server, packets to one database server's PostgreSQL dropped (a
+    table of the test's own, before the firewall's) make that path, and only it, cut; open again once removed."""
+    expected = {(host, t["to"], t["service"]) for host in HOSTS for t in model.tcp_flow_targets(TOPOLOGY, host)}
+    found = eventually("rempart_flow_path_open", lambda r: {(s["metric"]["instance"], s["metric"]["to"], s["metric"]["service"])
+                                                            for s in r} == expected)
+    assert {(s["metric"]["instance"], s["metric"]["to"], s["metric"]["service"]) for s in found} == expected
+    assert [s["metric"] for s in found if s["value"][1] != "1"] == []
+    source = APP
+    cut = next(t for t in model.tcp_flow_targets(TOPOLOGY, source) if t["service"] == "postgresql")
+    table = "inet rempart_lab_cut"
+    _run(source, f"sudo nft add table {table} && sudo nft add chain {table} out '{{ type filter hook output priority -10; }}' && "
+                 f"sudo nft add rule {table} out ip daddr {cut['address']} tcp dport {cut['port']} drop")
+    try:
+        seen = _flows_seen(source)
+    finally:
+        _run(source, f"sudo nft delete table {table}")
+    assert seen.pop((cut["to"], cut["service"])) == "0"
+    assert set(seen.values()) == {"1"}, seen
+    assert set(_flows_seen(source).values()) == {"1"}
+
+
 def test_systemd_units_are_reported_and_none_has_failed():
     """None, not even auditd and process accounting, which a container cannot run: the baseline makes
     systemd skip them there rather than fail (a false SystemdUnitFailed alert on every lab host)."""

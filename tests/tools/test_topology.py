@@ -555,6 +555,22 @@ def test_a_host_may_relay_to_what_the_flows_let_it_reach_and_nothing_else(lab):
     assert not [d for d in found if d.endswith(f":{model.port(lab, 'wireguard')}")]
 
 
+@pytest.mark.MON
+def test_each_tcp_flow_out_of_a_host_is_one_target_per_host_service_and_port(lab):
+    """The firewall's collector probes each flow's path (rempart_flow_targets): an app server reaches both database
+    servers' PostgreSQL and the log collector's RELP, nothing else, never itself; no UDP service anywhere."""
+    hosts = lab["hosts"]
+    app = model.members(lab, "app")[0]
+    found = model.tcp_flow_targets(lab, app)
+    expected = [(db, "postgresql") for db in model.members(lab, "db")] + [(c, "relp") for c in model.members(lab, "log_collector")]
+    assert sorted((t["to"], t["service"]) for t in found) == sorted(expected)
+    assert all(t["address"] == hosts[t["to"]]["overlay"] and t["port"] == model.port(lab, t["service"]) for t in found)
+    everywhere = [t for host in hosts for t in model.tcp_flow_targets(lab, host)]
+    assert not [t for t in everywhere if lab["services"][t["service"]]["proto"] != "tcp"]
+    assert not [host for host in hosts for t in model.tcp_flow_targets(lab, host) if t["to"] == host]
+    assert model.tcp_destinations(lab, app) == sorted(f"{t['address']}:{t['port']}" for t in found)
+
+
 def test_an_entry_point_is_asked_for_by_its_first_name_else_its_address():
     """One rule for the name a citizen asks (redirects, the entry's certificate, its probes, the lab's URL)."""
     assert model.entry_name({"public": "192.0.2.130", "names": ["eservice.example.ch", "www.example.ch"]}) == "eservice.example.ch"

@@ -164,8 +164,8 @@ def test_receiver_holds_when_a_sender_breaks_the_matrix():
 
 
 def test_the_drops_reach_the_node_exporter(host):
-    """What the monitoring tier's FirewallDropsBetweenServers and FirewallNotLoaded read: a timer writes the table's
-    counters every minute; run it now, after a packet out that no flow allows."""
+    """What the monitoring tier's FirewallDropsBetweenServers, FirewallNotLoaded and FlowPathCut read: a timer writes
+    the table's counters and each flow's path every minute; run it now, after a packet out that no flow allows."""
     name = host.backend.get_hostname()
     assert host.service(METRICS["timer"]).is_enabled
     connects(name, HOSTS[next(h for h in HOSTS if h != name)]["overlay"], UNUSED)
@@ -178,6 +178,10 @@ def test_the_drops_reach_the_node_exporter(host):
     kinds = {"input", "overlay", "output", "forward", "underlay"}
     assert {key.split('"')[1] for key in found if key.startswith("rempart_firewall_dropped_packets_total{")} == kinds
     assert 0 < found['rempart_firewall_dropped_packets_total{counter="output"}'] <= counter(name, "output_dropped")
+    # Each flow's path out of the host, tried from it (a refusal is an open path: no service listens in this scenario).
+    paths = {key: value for key, value in found.items() if key.startswith("rempart_flow_path_open{")}
+    assert paths == {f'rempart_flow_path_open{{to="{t["to"]}",service="{t["service"]}",port="{t["port"]}"}}': 1
+                     for t in model.tcp_flow_targets({**TOPOLOGY, "services": LAB["services"]}, name)}
 
 
 def test_declared_path_for_updates_works(host):
