@@ -120,8 +120,9 @@ def _flows_seen(host: str) -> dict[tuple[str, str], str]:
 
 def test_each_flow_s_path_is_probed_from_its_source_and_a_cut_one_is_told_apart():
     """Every destination the flow matrix lets a host reach over TCP reaches Prometheus, its path open (a planned
-    service's port refuses: open too); on an app server, packets to one database server's PostgreSQL dropped (a
-    table of the test's own, before the firewall's) make that path, and only it, cut; open again once removed."""
+    service's port answers a reset: open too); on an app server, packets to one database server's PostgreSQL
+    dropped (a table of the test's own, before the firewall's) make that path, and only it, cut; open again once
+    removed."""
     expected = {(host, t["to"], t["service"]) for host in HOSTS for t in model.tcp_flow_targets(TOPOLOGY, host)}
     found = eventually("rempart_flow_path_open", lambda r: {(s["metric"]["instance"], s["metric"]["to"], s["metric"]["service"])
                                                             for s in r} == expected)

@@ -178,7 +178,7 @@ def test_the_drops_reach_the_node_exporter(host):
     kinds = {"input", "overlay", "output", "forward", "underlay"}
     assert {key.split('"')[1] for key in found if key.startswith("rempart_firewall_dropped_packets_total{")} == kinds
     assert 0 < found['rempart_firewall_dropped_packets_total{counter="output"}'] <= counter(name, "output_dropped")
-    # Each flow's path out of the host, tried from it (a refusal is an open path: no service listens in this scenario).
+    # Each flow's path out of the host, a SYN from it (a reset is an open path: no service listens in this scenario).
     paths = {key: value for key, value in found.items() if key.startswith("rempart_flow_path_open{")}
     assert paths == {f'rempart_flow_path_open{{to="{t["to"]}",service="{t["service"]}",port="{t["port"]}"}}': 1
                      for t in model.tcp_flow_targets({**TOPOLOGY, "services": LAB["services"]}, name)}
