@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles/status_page/files/rempart-status"
 DEFAULTS = yaml.safe_load((ROOT / "roles/status_page/defaults/main.yml").read_text(encoding="utf-8"))
 LAB_INCIDENTS = yaml.safe_load((ROOT / "inventories/lab/group_vars/all/status.yml").read_text(encoding="utf-8"))["status_page_incidents"]
+PATH = yaml.safe_load((ROOT / "inventories/reference.yml").read_text(encoding="utf-8"))["wiring"]["status_page_path"]
 OUTAGE_MINUTES = 30
 DAYS_OF_HISTORY = 91
 
@@ -93,7 +94,7 @@ def healthy(tmp_path_factory, clock):
 
 def _config(tmp: Path, url: str, **extra) -> Path:
     config = {
-        "environment": "lab", "path": "/status/", "public_url": "https://10.233.0.10/status/", "out": str(tmp / "out"),
+        "environment": "lab", "path": PATH, "public_url": f"https://10.233.0.10{PATH}", "out": str(tmp / "out"),
         "target": DEFAULTS["status_page_target"], "valid_minutes": DEFAULTS["status_page_valid_minutes"],
         "stale_after_seconds": DEFAULTS["status_page_stale_after_seconds"], "services": DEFAULTS["status_page_services"],
         "incidents": LAB_INCIDENTS, "advice": DEFAULTS["status_page_outage_advice"], "prometheus": {"url": url}, **extra,
