@@ -1,7 +1,7 @@
 """Role firewall's collector probes each flow's path with a SYN from a raw socket, here in a network namespace of
 its own (``unshare -n``: its loopback only, nothing of this machine's touched): a port with a service listening
-answers SYN-ACK, one without answers a reset (both open paths), one a firewall drops answers nothing (a cut path);
-and the service never sees a connection, so nothing logs one."""
+answers SYN-ACK, one without answers a reset (both open paths), one a firewall drops, coming in or going out,
+answers nothing (a cut path); and the service never sees a connection, so nothing logs one."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.MON
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles/firewall/files/rempart-firewall-metrics"
 
-# In the namespace: loopback up, a drop of port 18082 in, a server on 18080 that writes a line per connection it
+# In the namespace: loopback up, a drop of port 18082 in and of 18083 out (sending it fails: EPERM), a server on 18080 that writes a line per connection it
 # accepts, then the collector (no firewall table of role firewall there: rempart_firewall_loaded 0).
 NAMESPACE = """
 set -e
@@ -24,6 +24,8 @@ ip link set lo up
 nft add table inet rempart_test
 nft add chain inet rempart_test in '{ type filter hook input priority 0; }'
 nft add rule inet rempart_test in tcp dport 18082 drop
+nft add chain inet rempart_test out '{ type filter hook output priority 0; }'
+nft add rule inet rempart_test out tcp dport 18083 drop
 python3 -c '
 import socket, sys
 server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -38,7 +40,7 @@ except socket.timeout:
 server=$!
 for _ in $(seq 50); do grep -q ready "$READY" 2>/dev/null && break; sleep 0.1; done
 python3 "$SCRIPT" "$OUT" --flow=db1:postgresql:127.0.0.1:18080 --flow=db2:postgresql:127.0.0.1:18081 \
-  --flow=mon1:relp:127.0.0.1:18082
+  --flow=mon1:relp:127.0.0.1:18082 --flow=app1:app:127.0.0.1:18083
 sleep 0.5  # a connection the probe completed would be accepted by now
 kill "$server"
 """
@@ -61,6 +63,8 @@ def test_a_syn_tells_a_listening_a_closed_and_a_cut_path_apart_and_no_service_se
         'rempart_flow_listening{to="db1",service="postgresql",port="18080"}': "1",
         'rempart_flow_listening{to="db2",service="postgresql",port="18081"}': "0",
         'rempart_flow_listening{to="mon1",service="relp",port="18082"}': "0",
+        'rempart_flow_path_open{to="app1",service="app",port="18083"}': "0",
+        'rempart_flow_listening{to="app1",service="app",port="18083"}': "0",
     }
     assert "rempart_firewall_loaded 0" in out.read_text(encoding="utf-8")
     assert not accepted.exists(), "the listening service accepted a connection: the probe must never complete one"
