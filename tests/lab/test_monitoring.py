@@ -82,6 +82,23 @@ def test_prometheus_scrapes_every_host_of_the_topology_over_tls():
     assert urls == {f"https://{spec['overlay']}:{EXPORTER}/metrics" for spec in HOSTS.values()}
 
 
+def test_every_scraped_service_s_targets_are_up_and_the_exporters_read_their_servers():
+    """Each job of prometheus_scrape_services (role prometheus), its targets the hosts the flow matrix lets the
+    monitoring host reach with the service, all up; PostgreSQL's and nginx's exporters read their servers."""
+    defaults = yaml.safe_load((REPO / "roles/prometheus/defaults/main.yml").read_text(encoding="utf-8"))
+    expected = {(service, target) for service in defaults["prometheus_scrape_services"]
+                for target in model.reached(TOPOLOGY, MONITOR, service)}
+    services = {service for service, _ in expected}
+
+    def up(result):
+        return {(s["metric"]["job"], s["metric"]["instance"]): s["value"][1] for s in result if s["metric"]["job"] in services}
+
+    assert up(eventually("up", lambda r: set(up(r).items()) == {(key, "1") for key in expected})) == dict.fromkeys(expected, "1")
+    for metric, job in (("pg_up", "postgres-exporter"), ("nginx_up", "nginx-exporter")):
+        read = {s["metric"]["instance"]: s["value"][1] for s in query(f'{metric}{{job="{job}"}}')}
+        assert read == {target: "1" for service, target in expected if service == job}, metric
+
+
 def test_the_backups_state_reaches_prometheus_through_the_textfile_collector():
     repository = model.members(TOPOLOGY, "backup_repository")
     servers = model.members(TOPOLOGY, "db")

@@ -28,6 +28,7 @@ LAB = model.load(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)
 PKI = LAB["wiring"]["pki_dir"]
 EXPORTER, PROMETHEUS = model.port(LAB, "node-exporter"), model.port(LAB, "prometheus")
 ALERTMANAGER = model.port(LAB, "alertmanager")
+PG_EXPORTER, NGINX_EXPORTER = model.port(LAB, "postgres-exporter"), model.port(LAB, "nginx-exporter")
 ROLE = Path(__file__).resolve().parents[3].parent / "prometheus"
 USER = yaml.safe_load((ROLE / "defaults/main.yml").read_text(encoding="utf-8"))["prometheus_web_user"]
 VARS = yaml.safe_load((ROLE / "vars/main.yml").read_text(encoding="utf-8"))
@@ -40,6 +41,14 @@ CLIENT_TLS = f"--cacert {PKI}/ca.crt --cert {PKI}/host.crt --key {PKI}/private/h
 def password(of: str = "prometheus") -> str:
     with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets.yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)[of]
+
+
+def of_function(host, function: str) -> str:
+    """The testinfra host's name when it has the function; else the test is skipped there (it runs on those hosts)."""
+    name = host.backend.get_hostname()
+    if function not in HOSTS[name]["functions"]:
+        pytest.skip(f"asked of the hosts with function {function}")
+    return name
 
 
 def monitor():
@@ -84,10 +93,12 @@ def test_prometheus_scrapes_every_host_s_exporter_over_tls(host):
 
 def test_prometheus_scrapes_patroni_etcd_and_alertmanager_where_the_flows_say(host):
     """One job per scraped service, its targets the hosts the flow matrix lets the monitoring host reach
-    with it (Patroni's API on the database servers, every etcd member), all up; and Alertmanager's."""
+    with it (Patroni's API and PostgreSQL's exporter on the database servers, every etcd member, nginx's metrics on
+    the WAFs), all up; and Alertmanager's."""
     if host.backend.get_hostname() != MONITOR:
         pytest.skip("asked once, of the monitoring host")
-    expected = {(service, target) for service in ("patroni-api", "etcd-client") for target in model.reached(TOPOLOGY, MONITOR, service)}
+    expected = {(service, target) for service in ("patroni-api", "postgres-exporter", "etcd-client", "nginx-exporter")
+                for target in model.reached(TOPOLOGY, MONITOR, service)}
     expected.add(("alertmanager", MONITOR))
 
     def targets():
@@ -99,6 +110,13 @@ def test_prometheus_scrapes_patroni_etcd_and_alertmanager_where_the_flows_say(ho
     # What the rules read is there: exactly one primary, and every etcd member sees a leader.
     primaries = answer(api("/api/v1/query?query=sum(patroni_primary)"))["data"]["result"]
     assert [sample["value"][1] for sample in primaries] == ["1"]
+    # Each database server's exporter reads its PostgreSQL (through the local socket, role patroni's account).
+    read = answer(api("/api/v1/query?query=pg_up"))["data"]["result"]
+    assert sorted((s["metric"]["instance"], s["value"][1]) for s in read) == sorted(
+        (target, "1") for job, target in expected if job == "postgres-exporter")
+    nginx = answer(api("/api/v1/query?query=nginx_up"))["data"]["result"]
+    assert sorted((s["metric"]["instance"], s["value"][1]) for s in nginx) == sorted(
+        (target, "1") for job, target in expected if job == "nginx-exporter")
     leaders = answer(api("/api/v1/query?query=etcd_server_has_leader"))["data"]["result"]
     assert sorted((s["metric"]["instance"], s["value"][1]) for s in leaders) == sorted(
         (target, "1") for job, target in expected if job == "etcd-client")
@@ -195,6 +213,45 @@ def test_the_exporter_serves_its_metrics_to_a_certificate_of_the_ca_only(host):
     assert "node_systemd_unit_state{" in metrics and "node_textfile_scrape_error 0" in metrics
     refused = monitor().run(f"curl -sS --max-time 5 --cacert {PKI}/ca.crt {url}")
     assert refused.rc != 0 and "node_" not in refused.stdout
+
+
+def test_postgresql_s_exporter_serves_a_certificate_of_the_ca_only_and_its_account_reads_statistics_only(host):
+    """The exporter answers a client with a certificate of the CA only, on the overlay; its account (pg_monitor,
+    peer through the local socket) reads the server's statistics, is no superuser, and may not enter an
+    application's database (pg_hba: the postgres database only) nor connect over the network."""
+    name = of_function(host, "db")
+    url = f"https://{HOSTS[name]['overlay']}:{PG_EXPORTER}/metrics"
+    metrics = monitor().check_output(f"curl -sS --max-time 10 {CLIENT_TLS} {url}")
+    assert "\npg_up 1\n" in metrics and "pg_stat_database_xact_commit{" in metrics
+    refused = monitor().run(f"curl -sS --max-time 5 --cacert {PKI}/ca.crt {url}")
+    assert refused.rc != 0 and "pg_up" not in refused.stdout
+    node = scenario.node(name, sudo=True)
+    listening = node.check_output(f"ss -Hltn 'sport = :{PG_EXPORTER}'")
+    assert [line.split()[3] for line in listening.splitlines()] == [f"{HOSTS[name]['overlay']}:{PG_EXPORTER}"]
+    as_exporter = "runuser -u prometheus -- psql -X -At -h /run/postgresql"
+    assert node.check_output(f"{as_exporter} -d postgres -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user'") == "f"
+    assert int(node.check_output(f"{as_exporter} -d postgres -c 'SELECT count(*) FROM pg_stat_activity WHERE query IS NOT NULL'")) > 0
+    for database in TOPOLOGY["databases"]:
+        entered = node.run(f"{as_exporter} -d {database} -c 'SELECT 1'")
+        assert entered.rc != 0 and "no pg_hba.conf entry" in entered.stderr, (database, entered.stdout)
+    over_network = node.run(f"runuser -u prometheus -- psql -X -At -h {HOSTS[name]['overlay']} -d postgres -c 'SELECT 1'")
+    assert over_network.rc != 0 and "pg_hba.conf" in over_network.stderr, over_network.stdout
+
+
+def test_nginx_s_metrics_are_served_by_nginx_to_a_certificate_of_the_ca_only_from_an_exporter_on_the_loopback(host):
+    """On a WAF, nginx serves its metrics (and its stub_status) on the overlay address to a client certificate of
+    the CA only; the nginx exporter behind it listens on the loopback only, at the same port."""
+    name = of_function(host, "waf")
+    base = f"https://{HOSTS[name]['overlay']}:{NGINX_EXPORTER}"
+    metrics = monitor().check_output(f"curl -sS --max-time 10 {CLIENT_TLS} {base}/metrics")
+    assert "\nnginx_up 1\n" in metrics and "nginx_connections_accepted " in metrics
+    for path in ("/metrics", "/stub_status"):
+        refused = monitor().run(f"curl -sS --max-time 5 -o /dev/null -w '%{{http_code}}' --cacert {PKI}/ca.crt {base}{path}")
+        assert refused.stdout == "400", (path, refused.stdout)  # nginx: "No required SSL certificate was sent"
+    listening = scenario.node(name, sudo=True).check_output(f"ss -Hltnp 'sport = :{NGINX_EXPORTER}'")
+    # Who listens where: nginx ("nginx") on the overlay, the exporter (its process name cut to 15 characters) on the loopback.
+    assert sorted((line.split()[3], '"nginx"' in line) for line in listening.splitlines()) == sorted(
+        [(f"{HOSTS[name]['overlay']}:{NGINX_EXPORTER}", True), (f"127.0.0.1:{NGINX_EXPORTER}", False)]), listening
 
 
 def test_the_exporter_listens_on_the_overlay_address_only(host):
