@@ -106,19 +106,28 @@ molecule-all: venv image
 	  echo "=== molecule: $$role passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
+# Each step's output is kept there; when a step fails, its lines that say what failed (pytest's and testinfra's
+# FAILED/ERROR lines and assertion lines, Ansible's fatal ones, a linter's errors) are printed again before the
+# timing table, so that the end of a long log (which CI shows) names the failure.
+TEST_LOGS := build/test-logs
+TEST_FAILURES := (FAILED|ERROR) [^ ]+::|^ *[│|]? *E  |fatal: \\[|FAILED!|failed=[1-9]|[Ee]rror:|^[^ ]+:[0-9]+:[0-9]+: |make test: .*FAILED
 TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test drift
 
 test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, the lab, its tests and drift; a timing table at the end
-	@table=""; total=0; status=0; \
+	@table=""; total=0; status=0; mkdir -p $(TEST_LOGS); \
 	for step in $(TEST_STEPS); do \
 	  printf '\n\033[1m---------- make %s ----------\033[0m\n' "$$step"; \
 	  start=$$(date +%s); \
-	  if $(MAKE) $$step; then result=passed; else result=FAILED; status=1; fi; \
+	  if $(MAKE) $$step 2>&1 | tee $(TEST_LOGS)/$$step.log; then result=passed; else result=FAILED; status=1; fi; \
 	  took=$$(( $$(date +%s) - start )); total=$$(( total + took )); \
 	  echo "make test: '$$step' $$result in $$took s"; \
 	  table="$$table$$(printf '%-14s %-7s %6d s' "$$step" "$$result" "$$took")\n"; \
 	  test $$status = 0 || break; \
 	done; \
+	if [ $$status != 0 ]; then \
+	  printf '\n\033[1m---------- make test: what failed in %s (whole output: %s) ----------\033[0m\n' "$$step" "$(TEST_LOGS)/$$step.log"; \
+	  sed 's/\x1b\[[0-9;]*m//g' $(TEST_LOGS)/$$step.log | { grep -a -E "$(TEST_FAILURES)" || true; } | tail -n 30; \
+	fi; \
 	printf '\n\033[1m---------- make test: time of each step ----------\033[0m\n'; \
 	printf "$$table"; printf '%-14s %-7s %6d s\n' total "$$( test $$status = 0 && echo passed || echo FAILED )" "$$total"; \
 	exit $$status
