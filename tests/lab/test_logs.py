@@ -16,6 +16,8 @@ from conftest import ssh
 from rempart import topology as model
 
 pytestmark = pytest.mark.AUDIT
+# The roles these tests cover (the docs' role pages name this file).
+ROLES = ("rsyslog",)
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)

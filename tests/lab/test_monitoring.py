@@ -26,6 +26,8 @@ from rempart import collectors, drill
 from rempart import topology as model
 
 pytestmark = pytest.mark.MON
+# The roles these tests cover (the docs' role pages name this file).
+ROLES = ("prometheus", "alertmanager", "blackbox_exporter", "node_exporter", "postgres_exporter", "nginx_exporter")
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = model.check(model.INVENTORIES / "lab" / model.TOPOLOGY_FILE)

@@ -124,6 +124,22 @@ def test_repository_roles_are_consistent(role):
     assert roledocs.check_role(role) == []
 
 
+def test_a_role_other_roles_import_is_tested_where_they_are(tmp_path, monkeypatch):
+    for name, tasks in (("shared", "- ansible.builtin.debug: {msg: shared}\n"),
+                        ("user", "- name: The shared part\n  ansible.builtin.import_role:\n    name: shared\n"),
+                        ("other", "- name: Another role\n  ansible.builtin.import_role:\n    name: shared_too\n")):
+        (tmp_path / name / "tasks").mkdir(parents=True)
+        (tmp_path / name / "tasks" / "main.yml").write_text(f"---\n{tasks}", encoding="utf-8")
+    (tmp_path / "tier" / "molecule" / "default").mkdir(parents=True)
+    (tmp_path / "tier" / "molecule" / "default" / "converge.yml").write_text("roles:\n  - role: user\n", encoding="utf-8")
+    monkeypatch.setattr(roledocs, "ROLES_DIR", tmp_path)
+    assert roledocs._importers("shared") == ["user"]
+    testing = roledocs._testing("shared")
+    assert testing[0].startswith("Imported by [`user`](user.md)")
+    assert any("roles/tier/molecule/default/" in line for line in testing[1:])
+    assert roledocs._testing("other") == ["**No test covers this role yet.**"]
+
+
 def test_repository_pages_are_current():
     assert roledocs.stale_pages(roledocs.expected_pages(roledocs.load_roles())) == []
 
