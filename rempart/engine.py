@@ -27,6 +27,9 @@ PROMTOOL = Path(__file__).resolve().parent.parent / "build" / "tools" / "promtoo
 # Its server too, from the same package, never started as a service: the status page's tool test reads a
 # Prometheus of its own, filled with a known history (promtool's backfill).
 PROMETHEUS = PROMTOOL.parent / "prometheus"
+# The blackbox exporter, likewise: the DNS probes' tool test runs it against a DNS server of its own (dnsmasq).
+BLACKBOX = PROMTOOL.parent / "prometheus-blackbox-exporter"
+DNSMASQ = Path("/usr/sbin/dnsmasq")
 START_TIMEOUT_S = 60
 
 
@@ -121,8 +124,9 @@ def ensure_client_tools() -> None:
     tests check rendered rulesets with `nft -c`) and testssl.sh (the lab tests judge the public
     entry point's TLS from the internet's side), chromium (the docs tests open the built site in a
     headless browser), openssl (the tool tests run role pki's certificates' collector, which reads
-    certificates with it), promtool (the alert rules' checks and unit tests) and Prometheus's server (the
-    status page's tool test runs one on a history of its own)."""
+    certificates with it), promtool (the alert rules' checks and unit tests), Prometheus's server (the
+    status page's tool test runs one on a history of its own), the blackbox exporter and dnsmasq (the DNS probes'
+    tool test)."""
     if not shutil.which("ssh"):
         apt_install(["openssh-client"], "the lab and the tests reach hosts over SSH")
     if not shutil.which("tcpdump"):
@@ -137,27 +141,44 @@ def ensure_client_tools() -> None:
         apt_install(["chromium"], "the docs tests open the built site in a headless browser")
     if not PROMTOOL.exists() or not PROMETHEUS.exists():
         extract_promtool()
+    if not BLACKBOX.exists():
+        extract_blackbox()
+    if not DNSMASQ.exists():
+        apt_install(["dnsmasq-base"], "the tool tests serve the entry point's names with dnsmasq, no service started")
 
 
 def extract_promtool() -> None:
     """promtool and the server from Debian's prometheus package (the version the monitoring hosts run),
-    unpacked into build/tools/ with `apt-get download` and `dpkg-deb -x`: nothing installed, nothing started."""
-    why = "the tool tests check and unit-test the alert rules with promtool"
+    unpacked into build/tools/: nothing installed, nothing started."""
+    extract("prometheus", {"promtool": PROMTOOL, "prometheus": PROMETHEUS},
+            "the tool tests check and unit-test the alert rules with promtool")
+
+
+def extract_blackbox() -> None:
+    """The blackbox exporter from Debian's package (the version the probers run), unpacked into build/tools/."""
+    extract("prometheus-blackbox-exporter", {"prometheus-blackbox-exporter": BLACKBOX},
+            "the tool tests run the blackbox exporter's DNS probes against a DNS server")
+
+
+def extract(package_name: str, binaries: dict[str, Path], why: str) -> None:
+    """``binaries`` (/usr/bin's name -> where it goes) of a Debian package, unpacked with `apt-get download` and
+    `dpkg-deb -x`: nothing installed, nothing started."""
     if not is_debian() or not shutil.which("dpkg-deb"):
-        raise EngineError(f"{why}: put Debian 12's promtool (package prometheus) at {PROMTOOL}.")
+        raise EngineError(f"{why}: put Debian 12's {', '.join(binaries)} (package {package_name}) at "
+                          f"{', '.join(str(path) for path in binaries.values())}.")
     with tempfile.TemporaryDirectory() as scratch:
-        download = ["apt-get", "download", "-qq", "prometheus"]
+        download = ["apt-get", "download", "-qq", package_name]
         if subprocess.run(download, cwd=scratch, capture_output=True, check=False).returncode != 0:
             if os.geteuid() != 0:
-                raise EngineError(f"{why}: `apt-get download prometheus` failed; run `apt-get update` as root first.")
+                raise EngineError(f"{why}: `apt-get download {package_name}` failed; run `apt-get update` as root first.")
             subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
             subprocess.run(download, cwd=scratch, check=True, stdout=subprocess.DEVNULL)
-        package = next(Path(scratch).glob("prometheus_*.deb"))
+        package = next(Path(scratch).glob(f"{package_name}_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(package), str(Path(scratch) / "root")], check=True)
-        PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / "promtool", PROMTOOL)
-        shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / "prometheus", PROMETHEUS)
-    print(f"promtool: {PROMTOOL} and {PROMETHEUS.name} (from {package.name}, not installed)", flush=True)
+        for name, path in binaries.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(scratch) / "root" / "usr" / "bin" / name, path)
+    print(f"{', '.join(path.name for path in binaries.values())}: in {PROMTOOL.parent} (from {package.name}, not installed)", flush=True)
 
 
 def ensure() -> None:

@@ -257,6 +257,8 @@ def _environment_facts(topo: dict, reference: dict) -> dict[str, str]:
     for function, entry in (topo.get("floating") or {}).items():
         names = ", ".join(as_list(entry.get("names", [])))
         facts[f"Public address of `{function}`"] = f"`{entry.get('public', '?')}`" + (f" ({names})" if names else "")
+        resolvers = ", ".join(f"`{resolver}`" for resolver in as_list(entry.get("resolvers", [])))
+        facts[f"DNS servers asked for `{function}`'s names"] = resolvers or "none (no names)"
     own = {n: s for n, s in topo["services"].items() if s != reference["services"].get(n)}
     facts["Services given differently from the reference"] = "<br>".join(f"`{n}`: {_ports(s)}" for n, s in own.items()) or "none"
     facts["Paths out of the platform (time, packages)"] = "<br>".join(

@@ -250,6 +250,31 @@ def floating(topology: dict) -> list[str]:
         if str(address) in taken:
             errors.append(f"{where}.public: {address} is already {taken[str(address)]}: a floating address belongs to no host.")
         taken[str(address)] = where
+        errors += _resolvers(where, entry, taken)
+    return errors
+
+
+def _resolvers(where: str, entry: dict, taken: dict[str, str]) -> list[str]:
+    """The DNS servers the outside probers ask for the entry's names: given with names (and only then), each an
+    IPv4 address off the platform."""
+    names, resolvers = entry.get("names") or [], entry.get("resolvers") or []
+    if names and not resolvers:
+        return [f"{where}: names without resolvers: add {where}.resolvers, the addresses of the DNS servers the outside "
+                f"probers ask for {', '.join(names)} (the zone's authoritative servers, or the resolvers citizens use)."]
+    if resolvers and not names:
+        return [f"{where}.resolvers: the entry has no names to ask them for: add {where}.names, or remove the resolvers."]
+    errors = []
+    for resolver in resolvers:
+        try:
+            address = ipaddress.ip_address(str(resolver))
+        except ValueError:
+            errors.append(f"{where}.resolvers: {resolver!r} is not an IP address: give the IPv{FAMILY} address of a DNS server.")
+            continue
+        if address.version != FAMILY:
+            errors.append(f"{where}.resolvers: {address} is not an IPv{FAMILY} address: give the IPv{FAMILY} address of a DNS server.")
+        elif str(address) in taken:
+            errors.append(f"{where}.resolvers: {address} is {taken[str(address)]}: the names are asked off the platform, "
+                          "from a DNS server citizens reach.")
     return errors
 
 

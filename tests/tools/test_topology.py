@@ -540,6 +540,23 @@ def test_only_a_pair_facing_the_outside_floats(lab):
     assert any(e.startswith("floating.nothing: 'nothing' is not a function") for e in found), found
 
 
+@pytest.mark.MON
+@pytest.mark.parametrize(("names", "resolvers", "expected"), [
+    (["eservice.lab.example"], None, "floating.waf: names without resolvers: add floating.waf.resolvers"),
+    (None, ["192.0.2.53"], "floating.waf.resolvers: the entry has no names to ask them for"),
+    (["eservice.lab.example"], ["10.233.0.11"], "floating.waf.resolvers: 10.233.0.11 is waf1's public address"),
+    (["eservice.lab.example"], ["2001:db8::53"], "floating.waf.resolvers: 2001:db8::53 is not an IPv4 address"),
+])
+def test_an_entry_s_names_are_asked_from_dns_servers_off_the_platform(lab, names, resolvers, expected):
+    """The outside probers ask the entry's names (category internet): from the DNS servers the entry names."""
+    for key, value in (("names", names), ("resolvers", resolvers)):
+        if value is not None:
+            lab["floating"]["waf"][key] = value
+    assert any(e.startswith(expected) for e in errors_of(lab)), errors_of(lab)
+    lab["floating"]["waf"].update(names=["eservice.lab.example"], resolvers=["192.0.2.53"])
+    assert errors_of(lab) == []
+
+
 @pytest.mark.SEG
 def test_a_host_may_relay_to_what_the_flows_let_it_reach_and_nothing_else(lab):
     """The bastion's SSH relays (PermitOpen) derive from tcp_destinations: the SSH port of every other
