@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from local_servers import free_port, wait_ready
+
 from rempart import topology as model
 from rempart.engine import BLACKBOX, DNSMASQ, PROMETHEUS
 
@@ -29,23 +31,6 @@ TOPOLOGY = model.check(model.INVENTORIES / "dev" / model.TOPOLOGY_FILE)
 ENTRY = TOPOLOGY["floating"]["waf"]
 NAME = ENTRY["names"][0]
 MODULE = f"dns-{NAME}"
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(url: str, what: str) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{what} did not answer at {url}")
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +55,12 @@ def blackbox(rendered, tmp_path_factory) -> str:
     check = subprocess.run([str(BLACKBOX), "--config.check", f"--config.file={tmp / 'blackbox.yml'}"],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([str(BLACKBOX), f"--config.file={tmp / 'blackbox.yml'}", f"--web.listen-address=127.0.0.1:{port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(f"{url}/-/healthy", "the blackbox exporter")
+        wait_ready(f"{url}/-/healthy", "the blackbox exporter", process)
         yield url
     finally:
         process.terminate()
@@ -90,7 +75,7 @@ class Zone:
         self.hosts.write_text("", encoding="utf-8")
         os.chmod(tmp, 0o755)
         os.chmod(self.hosts, 0o644)
-        self.port = _free_port(socket.SOCK_DGRAM)
+        self.port = free_port(socket.SOCK_DGRAM)
         self.process: subprocess.Popen | None = None
 
     def serve(self, *addresses: str) -> None:
@@ -168,11 +153,11 @@ def test_prometheus_runs_the_rendered_job_and_reads_the_answer(rendered, blackbo
     del job["tls_config"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [job]}),
                                              encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([str(PROMETHEUS), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(f"http://127.0.0.1:{port}/-/ready", "the test's Prometheus")
+        wait_ready(f"http://127.0.0.1:{port}/-/ready", "the test's Prometheus", process)
         query = urllib.parse.urlencode({"query": 'probe_success{job="dns-waf"}'})
         deadline, found = time.time() + 30, []
         while time.time() < deadline and not found:

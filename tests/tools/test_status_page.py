@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+
+from local_servers import free_port, wait_ready
 
 from rempart.engine import PROMETHEUS, PROMTOOL
 
@@ -29,12 +29,6 @@ LAB_INCIDENTS = yaml.safe_load((ROOT / "inventories/lab/group_vars/all/status.ym
 PATH = yaml.safe_load((ROOT / "inventories/reference.yml").read_text(encoding="utf-8"))["wiring"]["status_page_path"]
 OUTAGE_MINUTES = 30
 DAYS_OF_HISTORY = 91
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _history(until: float, outage_start: float, site_down_from: float | None) -> str:
@@ -66,20 +60,13 @@ def _prometheus(tmp: Path, history: str) -> tuple[subprocess.Popen, str]:
                     str(tmp / "data")],
                    check=True, capture_output=True)
     (tmp / "prometheus.yml").write_text("global: {}\n", encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([str(PROMETHEUS), f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
                                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=400d"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/-/ready", timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError("the test's Prometheus did not become ready")
+    wait_ready(f"{url}/-/ready", "the test's Prometheus", process)
+    return process, url
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +145,7 @@ def test_the_page_is_linked_for_its_valid_minutes_only_and_unknown_is_renewed(tm
 
 
 def test_with_no_prometheus_to_read_every_state_is_unknown_and_the_advice_shown(tmp_path):
-    result = _run(_config(tmp_path, f"http://127.0.0.1:{_free_port()}"))
+    result = _run(_config(tmp_path, f"http://127.0.0.1:{free_port()}"))
     assert result.returncode == 0, result.stderr
     current = _current(tmp_path / "out")
     status = json.loads((current / "status.json").read_text(encoding="utf-8"))
