@@ -489,6 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         errors.append(str(error))
         edge_text = edge_now
+    from . import owners  # noqa: PLC0415 - only the docs need it
+
+    try:
+        owner_files = owners.files()
+    except owners.OwnersError as error:
+        errors.append(str(error))
+        owner_files = {}
     data_now = drill.PAGE.read_text(encoding="utf-8")
     try:
         data_text = drill.page_text(drill.load_results(), data_now)
@@ -509,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append("stale generated page: docs/requirements.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
+        errors += [f"stale generated file: {path.relative_to(REPO)}: run `make docs` and commit it."
+                   for path, text in owner_files.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     else:
         write_pages(pages)
         if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
@@ -523,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
             traceability.PAGE.write_text(requirements_text, encoding="utf-8")
         if nav != mkdocs_text:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
+        for path, text in owner_files.items():
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
     if args.site:
         errors += [f"the site loads from another host: {v}" for v in offline_violations(args.site)]
         stale = unstamped_pages(args.site, mkdocs_hooks.stamp())
