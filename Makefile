@@ -15,6 +15,7 @@ export ANSIBLE_FORCE_COLOR := 1
 export NO_MKDOCS_2_WARNING := 1
 
 # Roles that have a molecule scenario, in name order.
+MOLECULE_JOBS ?= 2
 MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
 LAB_INVENTORY := inventories/lab
 
@@ -54,13 +55,14 @@ yamllint: venv
 ansible-lint: venv
 	@ansible-lint --profile production
 
-lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
+lint: venv ## yamllint and ansible-lint (production profile), side by side, each one's output whole
+	@$(MAKE) --no-print-directory -j2 --output-sync=target yamllint ansible-lint
 
 tools: ## The controller's own tools (SSH client, tcpdump, nft), installed when missing
 	@$(PYTHON) -m rempart engine --tools
 
 pytest: venv tools ## Unit tests of the project's Python tooling (tests/)
-	@python -m pytest -q tests/tools
+	@python -m pytest -q -n auto --dist loadfile tests/tools
 
 audit: venv image ## Score the hardening baseline (Lynis, ssh-audit, second run) into docs/results/hardening.json, then make docs
 	@python -m rempart audit
@@ -99,19 +101,15 @@ molecule: venv image ## Run one role's molecule scenario: make molecule ROLE=com
 	@test -f roles/$(ROLE)/molecule/default/molecule.yml || { echo "role '$(ROLE)' has no molecule scenario (roles: $(MOLECULE_ROLES))"; exit 2; }
 	@cd roles/$(ROLE) && molecule test
 
-molecule-all: venv image
-	@for role in $(MOLECULE_ROLES); do \
-	  echo "=== molecule: $$role"; start=$$(date +%s); \
-	  $(MAKE) molecule ROLE=$$role || exit 1; \
-	  echo "=== molecule: $$role passed in $$(( $$(date +%s) - start )) s"; \
-	done
+molecule-all: venv image ## Run every molecule scenario, MOLECULE_JOBS at a time (2), the heaviest first; outputs in build/test-logs/
+	@python -m rempart molecule --jobs $(MOLECULE_JOBS)
 
 # Each step's output is kept there; when a step fails, its lines that say what failed (pytest's and testinfra's
 # FAILED/ERROR lines and assertion lines, Ansible's fatal ones, a linter's errors) are printed again before the
 # timing table, so that the end of a long log (which CI shows) names the failure.
 TEST_LOGS := build/test-logs
 TEST_FAILURES := (FAILED|ERROR) [^ ]+::|^ *[│|]? *E  |fatal: \\[|FAILED!|failed=[1-9]|[Ee]rror:|^[^ ]+:[0-9]+:[0-9]+: |make test: .*FAILED
-TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test drift
+TEST_STEPS := lint pytest docs-build docs-check molecule-all lab-test drift
 
 test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, the lab, its tests and drift; a timing table at the end
 	@table=""; total=0; status=0; mkdir -p $(TEST_LOGS); \

@@ -51,7 +51,8 @@ def test_rotation_rewraps_the_data_key_under_the_new_key():
         after.open(sealed, "d")
 
 
-@pytest.mark.parametrize("text", ["", "c2hvcnQ=", "not base64!", base64.b64encode(os.urandom(31)).decode()])
+@pytest.mark.parametrize("text", ["", "c2hvcnQ=", "not base64!", base64.b64encode(os.urandom(31)).decode()],
+                         ids=["empty", "5 bytes", "not base64", "31 random bytes"])
 def test_an_unusable_key_is_refused_without_showing_it(text):
     with pytest.raises(crypto.KeyUnavailable) as error:
         crypto.Keyring.from_secrets({"kek": text})
