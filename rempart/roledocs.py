@@ -489,13 +489,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         errors.append(str(error))
         edge_text = edge_now
-    from . import owners  # noqa: PLC0415 - only the docs need it
+    from . import owners, vaultdocs  # noqa: PLC0415 - only the docs need them
 
     try:
         owner_files = owners.files()
     except owners.OwnersError as error:
         errors.append(str(error))
         owner_files = {}
+    runbooks_now = vaultdocs.PAGE.read_text(encoding="utf-8")
+    try:
+        runbooks_text = vaultdocs.page_text(runbooks_now)
+    except ValueError as error:
+        errors.append(str(error))
+        runbooks_text = runbooks_now
     data_now = drill.PAGE.read_text(encoding="utf-8")
     try:
         data_text = drill.page_text(drill.load_results(), data_now)
@@ -516,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             errors.append("stale generated page: docs/requirements.md: run `make docs` and commit it.")
         if nav != mkdocs_text:
             errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
+        if runbooks_now != runbooks_text:
+            errors.append("stale vault entries in docs/runbooks.md: run `make docs` and commit it.")
         errors += [f"stale generated file: {path.relative_to(REPO)}: run `make docs` and commit it."
                    for path, text in owner_files.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     else:
@@ -532,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             traceability.PAGE.write_text(requirements_text, encoding="utf-8")
         if nav != mkdocs_text:
             MKDOCS_YML.write_text(nav, encoding="utf-8")
+        if runbooks_now != runbooks_text:
+            vaultdocs.PAGE.write_text(runbooks_text, encoding="utf-8")
         for path, text in owner_files.items():
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 path.write_text(text, encoding="utf-8")
