@@ -468,88 +468,46 @@ def main(argv: list[str] | None = None) -> int:
     pages = expected_pages(roles)
     mkdocs_text = MKDOCS_YML.read_text(encoding="utf-8")
     nav = render_nav(roles, mkdocs_text)
-    topo_text = topology_page()
-    from . import hardening  # noqa: PLC0415 - only the docs need it
-
-    results = hardening.load_results()
-    errors += hardening.check(results)
-    hardening_text = hardening.render(results) if results else None
-    from . import drill  # noqa: PLC0415 - only the docs need it
-
-    from . import traceability  # noqa: PLC0415 - only the docs need it
-
-    requirements_text, requirement_errors = traceability.page()
-    errors += requirement_errors
-    from . import edgedocs  # noqa: PLC0415 - only the docs need it
+    from . import drill, edgedocs, hardening, owners, traceability, vaultdocs  # noqa: PLC0415 - only the docs need them
     from . import mkdocs_hooks  # noqa: PLC0415 - only the site check needs it
 
-    edge_now = edgedocs.PAGE.read_text(encoding="utf-8")
+    # Every other file make docs writes: (what it is, its path) -> the text it must hold.
+    generated: dict[tuple[str, Path], str] = {("generated page", TOPOLOGY_PAGE): topology_page()}
+    results = hardening.load_results()
+    errors += hardening.check(results)
+    if results:
+        generated["generated page", hardening.PAGE] = hardening.render(results)
+    requirements_text, requirement_errors = traceability.page()
+    errors += requirement_errors
+    generated["generated page", traceability.PAGE] = requirements_text
+    generated["role list in the nav", MKDOCS_YML] = nav
     try:
-        edge_text = edgedocs.page_text(edge_now)
-    except ValueError as error:
-        errors.append(str(error))
-        edge_text = edge_now
-    from . import owners, vaultdocs  # noqa: PLC0415 - only the docs need them
-
-    try:
-        owner_files = owners.files()
+        generated.update({("generated file", path): text for path, text in owners.files().items()})
     except owners.OwnersError as error:
         errors.append(str(error))
-        owner_files = {}
-    runbooks_now = vaultdocs.PAGE.read_text(encoding="utf-8")
-    try:
-        runbooks_text = vaultdocs.page_text(runbooks_now)
-    except ValueError as error:
-        errors.append(str(error))
-        runbooks_text = runbooks_now
-    data_now = drill.PAGE.read_text(encoding="utf-8")
-    try:
-        data_text = drill.page_text(drill.load_results(), data_now)
-    except drill.DrillError as error:
-        errors.append(str(error))
-        data_text = data_now
+    # Written pages with a generated block between markers.
+    spliced = (("WAF exclusions", edgedocs.PAGE, edgedocs.page_text),
+               ("vault entries", vaultdocs.PAGE, vaultdocs.page_text),
+               ("drills figures", drill.PAGE, lambda text: drill.page_text(drill.load_results(), text)))
+    for what, path, make in spliced:
+        try:
+            generated[what, path] = make(path.read_text(encoding="utf-8"))
+        except (ValueError, drill.DrillError) as error:
+            errors.append(str(error))
+    stale = {(what, path): text for (what, path), text in generated.items()
+             if not path.exists() or path.read_text(encoding="utf-8") != text}
     if args.check:
-        if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
-            errors.append("stale generated page: docs/hardening.md: run `make docs` and commit it.")
         errors += [f"stale generated page: {page}: run `make docs` and commit it." for page in stale_pages(pages)]
-        if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
-            errors.append("stale generated page: docs/topology.md: run `make docs` and commit it.")
-        if data_now != data_text:
-            errors.append("stale drills figures in docs/data.md: run `make docs` and commit it.")
-        if edge_now != edge_text:
-            errors.append("stale WAF exclusions in docs/edge.md: run `make docs` and commit it.")
-        if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
-            errors.append("stale generated page: docs/requirements.md: run `make docs` and commit it.")
-        if nav != mkdocs_text:
-            errors.append("stale role list in mkdocs.yml nav: run `make docs` and commit it.")
-        if runbooks_now != runbooks_text:
-            errors.append("stale vault entries in docs/runbooks.md: run `make docs` and commit it.")
-        errors += [f"stale generated file: {path.relative_to(REPO)}: run `make docs` and commit it."
-                   for path, text in owner_files.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
+        errors += [f"stale {what}: {path.relative_to(REPO)}: run `make docs` and commit it." for what, path in stale]
     else:
         write_pages(pages)
-        if hardening_text and (not hardening.PAGE.exists() or hardening.PAGE.read_text(encoding="utf-8") != hardening_text):
-            hardening.PAGE.write_text(hardening_text, encoding="utf-8")
-        if not TOPOLOGY_PAGE.exists() or TOPOLOGY_PAGE.read_text(encoding="utf-8") != topo_text:
-            TOPOLOGY_PAGE.write_text(topo_text, encoding="utf-8")
-        if data_now != data_text:
-            drill.PAGE.write_text(data_text, encoding="utf-8")
-        if edge_now != edge_text:
-            edgedocs.PAGE.write_text(edge_text, encoding="utf-8")
-        if not traceability.PAGE.exists() or traceability.PAGE.read_text(encoding="utf-8") != requirements_text:
-            traceability.PAGE.write_text(requirements_text, encoding="utf-8")
-        if nav != mkdocs_text:
-            MKDOCS_YML.write_text(nav, encoding="utf-8")
-        if runbooks_now != runbooks_text:
-            vaultdocs.PAGE.write_text(runbooks_text, encoding="utf-8")
-        for path, text in owner_files.items():
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
+        for (_what, path), text in stale.items():
+            path.write_text(text, encoding="utf-8")
     if args.site:
         errors += [f"the site loads from another host: {v}" for v in offline_violations(args.site)]
-        stale = unstamped_pages(args.site, mkdocs_hooks.stamp())
-        if stale:
-            errors.append(f"{args.site}: {len(stale)} page(s), {stale[0]} first, do not name {mkdocs_hooks.stamp()}: "
+        unstamped = unstamped_pages(args.site, mkdocs_hooks.stamp())
+        if unstamped:
+            errors.append(f"{args.site}: {len(unstamped)} page(s), {unstamped[0]} first, do not name {mkdocs_hooks.stamp()}: "
                           "the site was built from another commit: run `make docs`")
     for error in errors:
         print(f"docs: {error}", file=sys.stderr)
