@@ -15,7 +15,6 @@ export ANSIBLE_FORCE_COLOR := 1
 export NO_MKDOCS_2_WARNING := 1
 
 # Roles that have a molecule scenario, in name order.
-MOLECULE_JOBS ?= 2
 MOLECULE_ROLES := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
 LAB_INVENTORY := inventories/lab
 
@@ -101,8 +100,8 @@ molecule: venv image ## Run one role's molecule scenario: make molecule ROLE=com
 	@test -f roles/$(ROLE)/molecule/default/molecule.yml || { echo "role '$(ROLE)' has no molecule scenario (roles: $(MOLECULE_ROLES))"; exit 2; }
 	@cd roles/$(ROLE) && molecule test
 
-molecule-all: venv image ## Run every molecule scenario, MOLECULE_JOBS at a time (2), the heaviest first; outputs in build/test-logs/
-	@python -m rempart molecule --jobs $(MOLECULE_JOBS)
+molecule-all: venv image ## Run every molecule scenario, two (or MOLECULE_JOBS) at a time, the heaviest first; outputs in build/test-logs/
+	@python -m rempart molecule $(if $(MOLECULE_JOBS),--jobs $(MOLECULE_JOBS))
 
 # Each step's output is kept there; when a step fails, its lines that say what failed (pytest's and testinfra's
 # FAILED/ERROR lines and assertion lines, Ansible's fatal ones, a linter's errors) are printed again before the

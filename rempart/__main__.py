@@ -18,7 +18,7 @@ COMMANDS = {
     "topology": ("rempart.topology", "validate the environments' topologies (all, or the ones named)"),
     "drill": ("rempart.drill", "run drills on the lab (stop the primary, switchover, lose the standby, cut two sites); --record"),
     "bench": ("rempart.bench", "benchmark the WAF beside the same nginx without ModSecurity and a default Debian setup; --record"),
-    "molecule": ("rempart.molecule", "run the roles' molecule scenarios N at a time (--jobs, 2), the heaviest first, each one's output in build/test-logs/"),
+    "molecule": ("rempart.molecule", "run the roles' molecule scenarios side by side (--jobs), the heaviest first, each one's output in build/test-logs/"),
     "drift": ("rempart.drift", "run the site playbook with --check --diff against an environment; fail on any change"),
 }
 
