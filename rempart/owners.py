@@ -57,8 +57,9 @@ def load(path: Path = OWNERS) -> dict:
         raise OwnersError(f"{_where(path)}: tiers lists {', '.join(data.get('tiers') or {}) or 'nothing'} but playbooks/site.yml's tiers "
                           f"are {', '.join(tiers())}: give each of these its owners, and only these")
     paths = security.get("paths")
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-        raise OwnersError(f"{_where(path)}: security.paths is {paths!r}: give a list of paths from the repository's root, each starting with /")
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") and not re.search(r"\s", p) for p in paths):
+        raise OwnersError(f"{_where(path)}: security.paths is {paths!r}: give a list of paths from the repository's root, each starting "
+                          "with / and without spaces")
     absent = [p for p in paths if not (REPO / p.lstrip("/")).exists()]
     if absent:
         raise OwnersError(f"{_where(path)}: security.paths names {', '.join(absent)}, which the repository does not hold: "

@@ -78,7 +78,8 @@ def write(tmp_path: Path, data: dict) -> Path:
     (lambda d: d["tiers"].update(data=[]), "tiers.data is []: give a list of GitHub owners"),
     (lambda d: d["security"].update(team=None), "security.team is [None]"),
     (lambda d: d["security"]["paths"].append("/roles/vault/"), "security.paths names /roles/vault/, which the repository does not hold"),
-    (lambda d: d["security"]["paths"].append("roles/pki/"), "each starting with /"),
+    (lambda d: d["security"]["paths"].append("roles/pki/"), "each starting with / and without spaces"),
+    (lambda d: d["security"]["paths"].append("/docs/pki.md @rempart/everyone"), "each starting with / and without spaces"),
 ])
 def test_a_wrong_owners_file_names_the_place_and_the_fix(tmp_path, change, message):
     data = yaml.safe_load(owners.OWNERS.read_text(encoding="utf-8"))
