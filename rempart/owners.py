@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from .roledocs import role_importers
+
 REPO = Path(__file__).resolve().parent.parent
 OWNERS = REPO / ".github" / "owners.yml"
 CODEOWNERS = REPO / ".github" / "CODEOWNERS"
@@ -25,7 +27,6 @@ ROLES = REPO / "roles"
 # A GitHub owner: a user (@name) or a team (@organisation/team).
 OWNER = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:/[A-Za-z0-9._-]+)?$")
 ROLE_NAME = re.compile(r"^\s*(?:-\s+)?(?:role|name):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
-IMPORTS = re.compile(r"^\s*(?:ansible\.builtin\.)?(?:import|include)_role:\s*\n\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 SECTIONS = ("Checked by `make test`", "Checked by the reviewer")
 
 
@@ -90,8 +91,7 @@ def role_tiers() -> dict[str, str]:
     for role in sorted(p.name for p in ROLES.iterdir() if p.is_dir()):
         if role in owner:
             continue
-        importers = sorted({path.parents[1].name for path in ROLES.glob("*/tasks/*.yml")
-                            if role in IMPORTS.findall(path.read_text(encoding="utf-8")) and path.parents[1].name in owner})
+        importers = [name for name in role_importers(role) if name in owner]
         if importers:
             owner[role] = owner[importers[0]]
     return owner

@@ -343,7 +343,7 @@ def _testing(name: str) -> list[str]:
         if lab_tests.name == f"test_{name}.py" or names.search(lab_tests.read_text(encoding="utf-8")):
             found.append(f"On the lab, after `make lab`: `tests/lab/{lab_tests.name}` (`make lab-test`).")
     # A role other roles import (role exporter) is tested wherever they are.
-    importers = _importers(name)
+    importers = role_importers(name)
     if importers:
         found.append("Imported by " + ", ".join(f"[`{role}`]({role}.md)" for role in importers) + ", and tested with them:")
         for line in (line for role in importers for line in _testing(role)):
@@ -352,7 +352,7 @@ def _testing(name: str) -> list[str]:
     return found or ["**No test covers this role yet.**"]
 
 
-def _importers(name: str) -> list[str]:
+def role_importers(name: str) -> list[str]:
     """The roles whose tasks import or include role ``name``."""
     imports = re.compile(rf"^\s*(ansible\.builtin\.)?(import|include)_role:\s*\n\s*name:\s*{re.escape(name)}\s*$", re.MULTILINE)
     return sorted({path.parents[1].name for path in ROLES_DIR.glob("*/tasks/*.yml")

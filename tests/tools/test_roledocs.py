@@ -133,7 +133,7 @@ def test_a_role_other_roles_import_is_tested_where_they_are(tmp_path, monkeypatc
     (tmp_path / "tier" / "molecule" / "default").mkdir(parents=True)
     (tmp_path / "tier" / "molecule" / "default" / "converge.yml").write_text("roles:\n  - role: user\n", encoding="utf-8")
     monkeypatch.setattr(roledocs, "ROLES_DIR", tmp_path)
-    assert roledocs._importers("shared") == ["user"]
+    assert roledocs.role_importers("shared") == ["user"]
     testing = roledocs._testing("shared")
     assert testing[0].startswith("Imported by [`user`](user.md)")
     assert any("roles/tier/molecule/default/" in line for line in testing[1:])
