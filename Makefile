@@ -54,8 +54,7 @@ yamllint: venv
 ansible-lint: venv
 	@ansible-lint --profile production
 
-lint: venv ## yamllint and ansible-lint (production profile), side by side, each one's output whole
-	@$(MAKE) --no-print-directory -j2 --output-sync=target yamllint ansible-lint
+lint: yamllint ansible-lint ## yamllint and ansible-lint (production profile)
 
 tools: ## The controller's own tools (SSH client, tcpdump, nft), installed when missing
 	@$(PYTHON) -m rempart engine --tools
@@ -108,7 +107,7 @@ molecule-all: venv image ## Run every molecule scenario, two (or MOLECULE_JOBS) 
 # timing table, so that the end of a long log (which CI shows) names the failure.
 TEST_LOGS := build/test-logs
 TEST_FAILURES := (FAILED|ERROR) [^ ]+::|^ *[│|]? *E  |fatal: \\[|FAILED!|failed=[1-9]|[Ee]rror:|^[^ ]+:[0-9]+:[0-9]+: |make test: .*FAILED
-TEST_STEPS := lint pytest docs-build docs-check molecule-all lab-test drift
+TEST_STEPS := yamllint ansible-lint pytest docs-build docs-check molecule-all lab-test drift
 
 test: ## Every check CI runs, fail-fast: lint, pytest, docs, molecule, the lab, its tests and drift; a timing table at the end
 	@table=""; total=0; status=0; mkdir -p $(TEST_LOGS); \
