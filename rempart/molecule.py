@@ -35,7 +35,8 @@ def weight(role: str) -> int:
     """How heavy a scenario is: the roles its converge runs, times its hosts."""
     scenario = REPO / "roles" / role / "molecule" / "default"
     platforms = (yaml.safe_load((scenario / "molecule.yml").read_text(encoding="utf-8")) or {}).get("platforms") or []
-    plays = yaml.safe_load((scenario / "converge.yml").read_text(encoding="utf-8")) or []
+    converge = scenario / "converge.yml"
+    plays = (yaml.safe_load(converge.read_text(encoding="utf-8")) or []) if converge.exists() else []
     roles = sum(len(play.get("roles") or []) for play in plays)
     return max(roles, 1) * max(len(platforms), 1)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .roledocs import role_importers
+from .topology.docs import play_roles
 
 REPO = Path(__file__).resolve().parent.parent
 OWNERS = REPO / ".github" / "owners.yml"
@@ -26,7 +27,6 @@ PLAYBOOKS = REPO / "playbooks"
 ROLES = REPO / "roles"
 # A GitHub owner: a user (@name) or a team (@organisation/team).
 OWNER = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:/[A-Za-z0-9._-]+)?$")
-ROLE_NAME = re.compile(r"^\s*(?:-\s+)?(?:role|name):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 SECTIONS = ("Checked by `make test`", "Checked by the reviewer")
 
 
@@ -76,10 +76,9 @@ def tiers() -> list[str]:
 
 
 def roles_run_by(playbook: Path) -> list[str]:
-    """The roles a playbook names (``role:`` entries, ``include_role``/``import_role`` names), in order, once."""
-    text = playbook.read_text(encoding="utf-8")
-    names = [m.group(1) for m in ROLE_NAME.finditer(text) if (ROLES / m.group(1)).is_dir()]
-    return list(dict.fromkeys(names))
+    """The roles a playbook's plays apply (as the topology page reads them), in order, once."""
+    plays = [play for play in yaml.safe_load(playbook.read_text(encoding="utf-8")) or [] if isinstance(play, dict)]
+    return list(dict.fromkeys(role for play in plays for role in play_roles(play)))
 
 
 def role_tiers() -> dict[str, str]:

@@ -64,13 +64,18 @@ def _plays(repo: Path) -> list[tuple[list[str], list[str]]]:
             if not isinstance(play, dict) or "hosts" not in play:
                 continue
             groups = [part.lstrip("!&") for part in str(play["hosts"]).split(":") if not part.startswith("!")]
-            roles = [r["role"] if isinstance(r, dict) else r for r in play.get("roles") or []]
-            for task in play.get("tasks") or []:
-                for key in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
-                    if isinstance(task, dict) and isinstance(task.get(key), dict):
-                        roles.append(task[key]["name"])
-            found.append((groups, [str(r) for r in roles]))
+            found.append((groups, play_roles(play)))
     return found
+
+
+def play_roles(play: dict) -> list[str]:
+    """The roles a play applies: its ``roles:``, then the ``include_role``/``import_role`` of its tasks."""
+    roles = [(r.get("role") or r.get("name")) if isinstance(r, dict) else r for r in play.get("roles") or []]
+    for task in play.get("tasks") or []:
+        for key in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
+            if isinstance(task, dict) and isinstance(task.get(key), dict):
+                roles.append(task[key]["name"])
+    return [str(r) for r in roles]
 
 
 def what_is_built(repo: Path) -> Built:
