@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.template import trust_as_template
 
 from rempart import topology as model
 
@@ -27,6 +28,9 @@ description:
     every other host), C(ansible_port) (the C(ssh) service's port) and C(rempart_tcp_destinations) (the
     overlay C(address:port) of every TCP service the flows let the host reach). Every host also gets
     C(rempart_environment) and C(rempart_topology), the whole validated model."
+  - "How Ansible connects: with the ssh_config that every run writes from the topology
+    (C(playbooks/tasks/ssh-config.yml)) in C(rempart_operator_dir), the environment's directory on the machine
+    that runs Ansible (C(.<env>/) beside C(ansible.cfg): C(.lab/), C(.dev/), ...), through C(ansible_ssh_common_args)."
 options:
   plugin:
     description: Token that marks the file as a topology.
@@ -53,6 +57,11 @@ class InventoryModule(BaseInventoryPlugin):
         environment = topology["environment"]
         self.inventory.set_variable("all", "rempart_environment", environment)
         self.inventory.set_variable("all", "rempart_topology", topology)
+        # Where the operators' ssh_config and known_hosts of this environment live, and Ansible's way to use them.
+        # Templates of this plugin's own making (an inventory source's strings are not templated otherwise).
+        self.inventory.set_variable("all", "rempart_operator_dir",
+                                    trust_as_template("{{ ansible_config_file | dirname }}/." + environment))
+        self.inventory.set_variable("all", "ansible_ssh_common_args", trust_as_template("-F {{ rempart_operator_dir }}/ssh_config"))
         for name in (*topology["zones"], *topology["functions"]):
             self.inventory.add_group(name)
         for site in topology["sites"]:
