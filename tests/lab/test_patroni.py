@@ -6,7 +6,12 @@ Servers, clients, ports and databases come from the topology; the passwords are 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import re
+import secrets
 import shlex
 import subprocess
 import time
@@ -219,3 +224,60 @@ def test_a_parameter_read_at_start_only_restarts_each_member_in_turn_without_a_f
         back = playbook("playbooks/data.yml")
     assert back.returncode == 0, back.stdout[-3000:]
     assert local_sql(leader, "show max_locks_per_transaction") == str(wanted - 32)
+
+
+def scram_holds(verifier: str, password: str) -> bool:
+    """Whether a SCRAM-SHA-256 verifier PostgreSQL keeps (pg_authid.rolpassword) checks ``password`` (RFC 5802)."""
+    iterations, salt, stored = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):.+", verifier).groups()
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    return hmac.compare_digest(hashlib.sha256(client_key).digest(), base64.b64decode(stored))
+
+
+def member_login(source: str, user: str, password: str, options: str) -> subprocess.CompletedProcess:
+    """psql from ``source`` (a member, with its host certificate) to the primary as ``user``; the password on standard input."""
+    connection = (f"host={overlay(primary())} port={PG_PORT} user={user} sslmode=verify-full sslrootcert={PKI}/ca.crt "
+                  f"sslcert={PKI}/host.crt sslkey={PKI}/private/host.key {options}")
+    command = f"read -r PGPASSWORD; export PGPASSWORD; exec psql -XAtq {shlex.quote(connection)} -c 'IDENTIFY_SYSTEM'"
+    if "replication" not in options:
+        command = command.replace("'IDENTIFY_SYSTEM'", "'select 1'")
+    return subprocess.run(
+        ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", source, f"sudo sh -c {shlex.quote(command)}"],
+        input=password + "\n", capture_output=True, text=True, check=False, timeout=30,
+    )
+
+
+@pytest.mark.KEY
+def test_new_passwords_for_patroni_s_accounts_in_the_vault_are_taken_up_by_a_run_without_losing_a_commit():
+    """A rotation of the superuser's, the replication's and the rewind account's passwords: new values in the lab's
+    vault, then the data tier. PostgreSQL keeps the new ones (set on the primary before any member restarts with
+    them), the former are refused, the standby streams again, and a row committed before is on both servers."""
+    accounts = {"superuser": "postgres", "replication": "replicator", "rewind": "rewinder"}
+    defaults = yaml.safe_load((REPO / "roles/patroni/defaults/main.yml").read_text(encoding="utf-8"))
+    assert {kind: defaults[f"patroni_{kind}_name"] for kind in accounts} == accounts
+    vault = LAB_DIR / "secrets.yml"
+    former = yaml.safe_load(vault.read_text(encoding="utf-8"))
+    new = {f"vault_postgresql_{kind}_password": secrets.token_urlsafe(24).replace("-", "x").replace("_", "y") for kind in accounts}
+    marker = uuid.uuid4().hex
+    table = f"rempart_rotation_{marker[:8]}"
+    written = client_sql(CLIENTS[0], f"create table {table} (v text); insert into {table} values ('{marker}')")
+    assert written.returncode == 0, written.stderr
+    try:
+        vault.write_text(yaml.safe_dump({**former, **new}), encoding="utf-8")
+        data = playbook("playbooks/data.yml")
+        assert data.returncode == 0, data.stdout[-3000:]
+        verifiers = dict(line.split("|", 1) for line in local_sql(
+            primary(), "select rolname, rolpassword from pg_authid where rolname in ('postgres', 'replicator', 'rewinder')").splitlines())
+        for kind, user in accounts.items():
+            assert scram_holds(verifiers[user], new[f"vault_postgresql_{kind}_password"]), f"{user} kept its former password"
+        roles = sorted(m["role"] for m in cluster()["members"])
+        assert roles == ["leader", "sync_standby"], cluster()
+        for kind, options in (("replication", "dbname=replication replication=true"), ("rewind", "dbname=postgres")):
+            user, key = accounts[kind], f"vault_postgresql_{kind}_password"
+            assert member_login(standby(), user, new[key], options).returncode == 0, f"{user} cannot log in with the new password"
+            refused = member_login(standby(), user, former[key], options)
+            assert refused.returncode != 0 and "password authentication failed" in refused.stderr, refused.stderr
+        for host in SERVERS:
+            assert local_sql(host, f"select v from {table}", DATABASE) == marker, f"the row committed before is not on {host}"
+    finally:
+        client_sql(CLIENTS[0], f"drop table if exists {table}")
