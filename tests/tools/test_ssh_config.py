@@ -127,7 +127,15 @@ BAD_KEYS = {
 
 
 @pytest.mark.parametrize(("keys", "named"), BAD_KEYS.values(), ids=BAD_KEYS.keys())
-def test_unfit_keys_stop_the_run_before_any_host_naming_the_file_and_the_fix(tmp_path, keys, named):
+def test_unfit_keys_are_named_with_the_file_and_the_fix(keys, named):
+    where = "inventories/dev/group_vars/all/host_keys.yml"
+    dev = model.check(model.INVENTORIES / "dev" / model.TOPOLOGY_FILE)
+    (problem,) = hostkeys.problems(keys, sorted(dev["hosts"]) + model.outside_probers(dev), where)
+    assert problem.startswith(f"{where}: {named}"), problem
+
+
+def test_an_unfit_key_stops_the_run_before_any_host_with_that_message(tmp_path):
+    keys, named = BAD_KEYS["truncated"]
     result = write(tmp_path / ".dev", "-e", json.dumps({"rempart_ssh_host_keys": keys}))
     message = " ".join(result.stdout.split())
     assert result.returncode != 0
