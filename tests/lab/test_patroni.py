@@ -263,7 +263,12 @@ def test_new_passwords_for_patroni_s_accounts_in_the_vault_are_taken_up_by_a_run
     written = client_sql(CLIENTS[0], f"create table {table} (v text); insert into {table} values ('{marker}')")
     assert written.returncode == 0, written.stderr
     try:
-        vault.write_text(yaml.safe_dump({**former, **new}), encoding="utf-8")
+        # Each entry's line changed in place: the file stays as `make lab` writes it (a second one changes nothing).
+        text = vault.read_text(encoding="utf-8")
+        for key, value in new.items():
+            text = re.sub(rf"(?m)^{key}: .*$", f"{key}: {value}", text)
+        vault.write_text(text, encoding="utf-8")
+        assert {key: yaml.safe_load(text)[key] for key in new} == new
         data = playbook("playbooks/data.yml")
         assert data.returncode == 0, data.stdout[-3000:]
         verifiers = dict(line.split("|", 1) for line in local_sql(
