@@ -234,13 +234,11 @@ def scram_holds(verifier: str, password: str) -> bool:
     return hmac.compare_digest(hashlib.sha256(client_key).digest(), base64.b64decode(stored))
 
 
-def member_login(source: str, user: str, password: str, options: str) -> subprocess.CompletedProcess:
+def member_login(source: str, user: str, password: str, options: str, sql: str) -> subprocess.CompletedProcess:
     """psql from ``source`` (a member, with its host certificate) to the primary as ``user``; the password on standard input."""
     connection = (f"host={overlay(primary())} port={PG_PORT} user={user} sslmode=verify-full sslrootcert={PKI}/ca.crt "
                   f"sslcert={PKI}/host.crt sslkey={PKI}/private/host.key {options}")
-    command = f"read -r PGPASSWORD; export PGPASSWORD; exec psql -XAtq {shlex.quote(connection)} -c 'IDENTIFY_SYSTEM'"
-    if "replication" not in options:
-        command = command.replace("'IDENTIFY_SYSTEM'", "'select 1'")
+    command = f"read -r PGPASSWORD; export PGPASSWORD; exec psql -XAtq {shlex.quote(connection)} -c {shlex.quote(sql)}"
     return subprocess.run(
         ["ssh", "-F", str(LAB_DIR / "ssh_config"), "-o", "BatchMode=yes", source, f"sudo sh -c {shlex.quote(command)}"],
         input=password + "\n", capture_output=True, text=True, check=False, timeout=30,
@@ -252,9 +250,8 @@ def test_new_passwords_for_patroni_s_accounts_in_the_vault_are_taken_up_by_a_run
     """A rotation of the superuser's, the replication's and the rewind account's passwords: new values in the lab's
     vault, then the data tier. PostgreSQL keeps the new ones (set on the primary before any member restarts with
     them), the former are refused, the standby streams again, and a row committed before is on both servers."""
-    accounts = {"superuser": "postgres", "replication": "replicator", "rewind": "rewinder"}
     defaults = yaml.safe_load((REPO / "roles/patroni/defaults/main.yml").read_text(encoding="utf-8"))
-    assert {kind: defaults[f"patroni_{kind}_name"] for kind in accounts} == accounts
+    accounts = {kind: defaults[f"patroni_{kind}_name"] for kind in ("superuser", "replication", "rewind")}
     vault = LAB_DIR / "secrets.yml"
     former = yaml.safe_load(vault.read_text(encoding="utf-8"))
     new = {f"vault_postgresql_{kind}_password": secrets.token_urlsafe(24).replace("-", "x").replace("_", "y") for kind in accounts}
@@ -272,15 +269,18 @@ def test_new_passwords_for_patroni_s_accounts_in_the_vault_are_taken_up_by_a_run
         data = playbook("playbooks/data.yml")
         assert data.returncode == 0, data.stdout[-3000:]
         verifiers = dict(line.split("|", 1) for line in local_sql(
-            primary(), "select rolname, rolpassword from pg_authid where rolname in ('postgres', 'replicator', 'rewinder')").splitlines())
+            primary(), "select rolname, rolpassword from pg_authid where rolname in ("
+                       + ", ".join(f"'{user}'" for user in accounts.values()) + ")").splitlines())
         for kind, user in accounts.items():
             assert scram_holds(verifiers[user], new[f"vault_postgresql_{kind}_password"]), f"{user} kept its former password"
         roles = sorted(m["role"] for m in cluster()["members"])
         assert roles == ["leader", "sync_standby"], cluster()
-        for kind, options in (("replication", "dbname=replication replication=true"), ("rewind", "dbname=postgres")):
+        # As the standby's Patroni uses them: a replication connection, and pg_rewind's to the postgres database.
+        for kind, options, sql in (("replication", "dbname=replication replication=true", "IDENTIFY_SYSTEM"),
+                                   ("rewind", "dbname=postgres", "select 1")):
             user, key = accounts[kind], f"vault_postgresql_{kind}_password"
-            assert member_login(standby(), user, new[key], options).returncode == 0, f"{user} cannot log in with the new password"
-            refused = member_login(standby(), user, former[key], options)
+            assert member_login(standby(), user, new[key], options, sql).returncode == 0, f"{user} cannot log in with the new password"
+            refused = member_login(standby(), user, former[key], options, sql)
             assert refused.returncode != 0 and "password authentication failed" in refused.stderr, refused.stderr
         for host in SERVERS:
             assert local_sql(host, f"select v from {table}", DATABASE) == marker, f"the row committed before is not on {host}"

